@@ -1,0 +1,5 @@
+"""The ``marketfeed`` command."""
+
+from ._app import app, main
+
+__all__ = ["app", "main"]
