@@ -219,7 +219,11 @@ def convert_config(data: Any, type: type[T], path: str = "") -> T:
         if m:
             message = message[: m.start()]
             sub = m.group(1)
-        full = (path + sub) if sub.startswith("[") else ".".join(p for p in (path, sub.lstrip(".")) if p)
+        full = (
+            (path + sub)
+            if sub.startswith("[")
+            else ".".join(p for p in (path, sub.lstrip(".")) if p)
+        )
         unknown = _UNKNOWN.match(message)
         if unknown:
             key = unknown.group(1)
@@ -242,9 +246,7 @@ def _hoist_venue_options(raw: dict[str, Any]) -> None:
         table["options"] = options
 
 
-def parse_config(
-    data: str | Mapping[str, Any], *, env: Mapping[str, str] | None = None
-) -> Config:
+def parse_config(data: str | Mapping[str, Any], *, env: Mapping[str, str] | None = None) -> Config:
     """Parse TOML text (or an already-parsed mapping) into a :class:`Config`.
 
     Keys of ``[venues.NAME]`` other than ``endpoints`` are collected into that venue's

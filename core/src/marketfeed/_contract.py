@@ -28,10 +28,12 @@ __all__ = [
     "BackfillRequest",
     "Connection",
     "ConnectionPlan",
+    "Demo",
     "Heartbeat",
     "Job",
     "Normaliser",
     "PersistResult",
+    "Progress",
     "SinkInfo",
     "Subscription",
     "VenueContext",
@@ -184,6 +186,27 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     trading_days: Callable[[_dt.date], bool] | None = None
 
 
+class Demo(msgspec.Struct, frozen=True, kw_only=True):
+    """Real captures a venue plugin bundles for ``marketfeed demo`` (offline).
+
+    Attributes:
+        ws: Replay-server URL path -> capture file (JSON Lines, package data), e.g.
+            ``{"/ws/v5/public": ".../okx.20220513.ws.1.jsonl"}``.
+        http: HTTP capture files served on the same server.
+        endpoints: Endpoint name -> URL path on the replay server (``"/ws/v5/public"``
+            becomes ``ws://127.0.0.1:PORT/ws/v5/public``; REST endpoints map to ``""``).
+        subscriptions: ``[[subscriptions]]`` tables (``venue`` filled in) matching the
+            captures.
+        options: Venue options for the demo.
+    """
+
+    ws: Mapping[str, str]
+    endpoints: Mapping[str, str]
+    subscriptions: tuple[Mapping[str, Any], ...]
+    http: tuple[str, ...] = ()
+    options: Mapping[str, Any] = msgspec.field(default_factory=dict)
+
+
 class VenueInfo(msgspec.Struct, frozen=True, kw_only=True):
     """What a venue plugin provides, declared through the ``register`` hook.
 
@@ -198,6 +221,7 @@ class VenueInfo(msgspec.Struct, frozen=True, kw_only=True):
             ``marketfeed backfill``), else ``None``.
         jobs: Scheduled jobs the venue offers.
         default_silence_timeout: Watchdog seconds per event kind when config gives none.
+        demo: Bundled captures for ``marketfeed demo``, or ``None``.
     """
 
     name: str
@@ -205,11 +229,12 @@ class VenueInfo(msgspec.Struct, frozen=True, kw_only=True):
     channels: Mapping[str, str] = msgspec.field(default_factory=dict)
     endpoints: Mapping[str, str] = msgspec.field(default_factory=dict)
     config_schema: type[msgspec.Struct] | None = None
-    backfill: (
-        Callable[[BackfillRequest, VenueContext], AsyncIterator[Sequence[Event]]] | None
-    ) = None
+    backfill: Callable[[BackfillRequest, VenueContext], AsyncIterator[Sequence[Event]]] | None = (
+        None
+    )
     jobs: tuple[Job, ...] = ()
     default_silence_timeout: Mapping[str, float] = msgspec.field(default_factory=dict)
+    demo: Demo | None = None
 
     @property
     def capabilities(self) -> tuple[str, ...]:
@@ -240,6 +265,27 @@ class SinkInfo(msgspec.Struct, frozen=True, kw_only=True):
     accepts: tuple[str, ...] = ()
 
 
+class Progress(Protocol):
+    """A progress bar handle returned by :meth:`VenueContext.progress`."""
+
+    def advance(self, n: int = 1) -> None:
+        """Mark ``n`` more units done."""
+
+    def close(self) -> None:
+        """Finish the bar."""
+
+
+class _NoProgress:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+ProgressFactory = Callable[[str, "int | None"], Progress]
+
+
 class VenueContext:
     """Everything a venue plugin gets from the supervisor for one venue.
 
@@ -262,6 +308,7 @@ class VenueContext:
         transport: Transport,
         limiters: RateLimiters,
         http: Callable[[], httpx.AsyncClient],
+        progress: ProgressFactory | None = None,
     ) -> None:
         self.venue = venue
         self.config = config
@@ -271,6 +318,15 @@ class VenueContext:
         self._http_factory = http
         self._http: httpx.AsyncClient | None = None
         self.log = logging.getLogger(f"marketfeed.venue.{venue}")
+        self._progress = progress
+
+    def progress(self, description: str, total: int | None = None) -> Progress:
+        """A progress bar for long work (backfills, job runs over many items): the CLI shows
+        a rich bar, the embedded supervisor a no-op. Call ``advance()`` per item and
+        ``close()`` at the end."""
+        if self._progress is None:
+            return _NoProgress()
+        return self._progress(description, total)
 
     @property
     def http(self) -> httpx.AsyncClient:

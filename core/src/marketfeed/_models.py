@@ -480,6 +480,7 @@ CONTROL_EVENTS: tuple[type[Any], ...] = (SubscriptionStatus, ResyncRequest, Send
 STATUS_EVENTS: tuple[type[Any], ...] = (ConnectionState, Gap)
 """Supervisor status events; sent to ``Supervisor.events`` and to sinks that accept them."""
 
+
 def event_kind(event_type: type[Any]) -> str:
     """The ``type`` tag of a model class, e.g. ``event_kind(Trade) == "trade"``.
 
