@@ -60,7 +60,7 @@ class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     pass
 
 
-class ReconnectConfig(_Strict):
+class ReconnectConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Reconnect backoff: ``initial`` seconds doubling (``multiplier``) up to ``maximum``,
     each delay scaled by a random factor in ``[1 - jitter, 1]``; ``max_attempts`` ``None``
     retries forever."""
@@ -72,7 +72,7 @@ class ReconnectConfig(_Strict):
     max_attempts: int | None = None
 
 
-class SupervisorConfig(_Strict):
+class SupervisorConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Supervisor tuning.
 
     Attributes:
@@ -111,14 +111,14 @@ class SupervisorConfig(_Strict):
     backfill_on_gap: bool = True
 
 
-class VenueConfig(_Strict):
+class VenueConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Per-venue settings: endpoint URL overrides and the plugin's own options."""
 
     endpoints: dict[str, str] = {}
     options: dict[str, Any] = {}
 
 
-class SubscriptionGroup(_Strict):
+class SubscriptionGroup(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``channels`` x ``symbols`` of one venue, with shared options."""
 
     venue: str
@@ -128,7 +128,7 @@ class SubscriptionGroup(_Strict):
     silence_timeout: float | None = None
 
 
-class SinkConfig(_Strict):
+class SinkConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One storage target.
 
     Attributes:
@@ -152,7 +152,7 @@ class SinkConfig(_Strict):
         return self.name or self.type
 
 
-class ScheduleConfig(_Strict):
+class ScheduleConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A scheduled job of a venue, e.g. ``venue="naver_etf", job="etf_holdings"``."""
 
     venue: str
@@ -162,7 +162,7 @@ class ScheduleConfig(_Strict):
     options: dict[str, Any] = {}
 
 
-class Config(_Strict):
+class Config(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The whole configuration (see the module docstring for the TOML layout)."""
 
     supervisor: SupervisorConfig = SupervisorConfig()

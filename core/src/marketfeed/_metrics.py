@@ -62,5 +62,5 @@ def serve_metrics(supervisor: Supervisor, port: int, addr: str = "127.0.0.1") ->
     from prometheus_client import CollectorRegistry, start_http_server
 
     registry = CollectorRegistry()
-    registry.register(StatusCollector(supervisor))  # type: ignore[arg-type]
+    registry.register(StatusCollector(supervisor))
     start_http_server(port, addr=addr, registry=registry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +15,8 @@ from ._errors import PluginError
 from ._hookspecs import PROJECT, MarketfeedSpec, Registry, hookimpl
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginManager"]
+
+log = logging.getLogger("marketfeed.plugins")
 
 ENTRY_POINT_GROUP = "marketfeed"
 """The entry-point group plugins register under (``[project.entry-points.marketfeed]``)."""
@@ -49,9 +52,12 @@ class PluginManager:
         plugins: In-process plugin objects or modules to register (tests, host apps).
         entry_points: Load the ``marketfeed`` entry-point group (installed plugins).
 
+    An installed plugin that fails to import is skipped (logged, and kept in
+    :attr:`broken` with the reason) so the others keep working; asking for one of its
+    venues then raises a :class:`PluginError` that includes the import failure.
+
     Raises:
-        PluginError: an installed plugin fails to import, or two plugins claim one venue
-            or sink name.
+        PluginError: two plugins claim one venue or sink name.
     """
 
     def __init__(self, plugins: Iterable[object] = (), *, entry_points: bool = True) -> None:
@@ -59,6 +65,8 @@ class PluginManager:
         self._pm.add_hookspecs(MarketfeedSpec)
         self._pm.register(_CoreDefaults(), name="marketfeed.core")
         self._dists: dict[str, str] = {}
+        self.broken: dict[str, str] = {}
+        """Entry-point name -> why it failed to import (it is skipped, others work)."""
         if entry_points:
             self._load_entry_points()
         for plugin in plugins:
@@ -71,12 +79,15 @@ class PluginManager:
                 continue
             try:
                 plugin = ep.load()
-            except Exception as exc:  # a broken plugin must say who it is
+            except Exception as exc:  # a broken plugin must not take the others down
                 dist = ep.dist.name if ep.dist else "?"
-                raise PluginError(
+                message = (
                     f"plugin {ep.name!r} (distribution {dist}) failed to load: "
                     f"{type(exc).__name__}: {exc}"
-                ) from exc
+                )
+                log.error("%s", message)
+                self.broken[ep.name] = message
+                continue
             self._pm.register(plugin, name=ep.name)
             if ep.dist is not None:
                 self._dists[ep.name] = f"{ep.dist.name} {ep.dist.version}"
@@ -129,10 +140,10 @@ class PluginManager:
         try:
             return self.registry.venues[name][0]
         except KeyError:
+            hint = self.broken.get(name, f"pip install marketfeed-{name.replace('_', '-')}?")
             raise PluginError(
                 f"no plugin provides venue {name!r}; installed venues: "
-                f"{', '.join(sorted(self.registry.venues)) or 'none'} "
-                f"(pip install marketfeed-{name.replace('_', '-')}?)"
+                f"{', '.join(sorted(self.registry.venues)) or 'none'} ({hint})"
             ) from None
 
     def sink(self, name: str) -> SinkInfo:

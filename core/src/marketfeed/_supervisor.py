@@ -59,7 +59,13 @@ from ._contract import (
     VenueInfo,
 )
 from ._deadletter import DeadLetterFile, dead_letter_for
-from ._errors import ConfigError, ConnectionClosed, PluginError, TransientSinkError
+from ._errors import (
+    ConfigError,
+    ConnectionClosed,
+    PluginError,
+    TransientSinkError,
+    TransportError,
+)
 from ._models import (
     ConnectionState,
     DeadLetter,
@@ -297,24 +303,29 @@ class Supervisor:
             for sub in self._subscribers:
                 sub.send.close()
             self._write_status()
-            await stack.__aexit__(None, None, None)
+        # outside the shield: the task group entered in __aenter__ must exit in nesting order
+        await stack.__aexit__(None, None, None)
 
     async def run(self, duration: float | None = None, *, handle_signals: bool = True) -> None:
-        """Run until ``duration`` seconds passed, :meth:`request_stop` was called, or (when
-        ``handle_signals``) SIGINT/SIGTERM arrived; then shut down gracefully."""
+        """Wait until ``duration`` seconds passed, :meth:`request_stop` was called, or (when
+        ``handle_signals``) SIGINT/SIGTERM arrived. Leaving the ``async with`` block then
+        shuts down gracefully (drain and flush)::
+
+            async with Supervisor(config) as sup:
+                await sup.run()
+        """
         async with anyio.create_task_group() as tg:
             if handle_signals:
-                tg.start_soon(self._signal_watcher, tg.cancel_scope)
+                tg.start_soon(self._signal_watcher)
             with anyio.move_on_after(duration if duration is not None else math.inf):
                 await self._stopping.wait()
             tg.cancel_scope.cancel()
-        await self.aclose()
 
     def request_stop(self) -> None:
         """Ask :meth:`run` to return and shut down (safe from any task)."""
         self._stopping.set()
 
-    async def _signal_watcher(self, scope: anyio.CancelScope) -> None:
+    async def _signal_watcher(self) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 log.info("received %s: shutting down", signal.Signals(signum).name)
@@ -375,16 +386,19 @@ class Supervisor:
                 )
         return subscriptions
 
-    @staticmethod
-    def _venue_or_config_error(name: str, path: str, installed: dict[str, VenueInfo]) -> VenueInfo:
+    def _venue_or_config_error(
+        self, name: str, path: str, installed: dict[str, VenueInfo]
+    ) -> VenueInfo:
         try:
             return installed[name]
         except KeyError:
+            hint = self.plugins.broken.get(
+                name, f"pip install marketfeed-{name.replace('_', '-')}?"
+            )
             raise ConfigError(
                 path,
                 f"no plugin provides venue {name!r}; installed venues: "
-                f"{', '.join(sorted(installed)) or 'none'} "
-                f"(pip install marketfeed-{name.replace('_', '-')}?)",
+                f"{', '.join(sorted(installed)) or 'none'} ({hint})",
             ) from None
 
     def context(self, venue: str) -> VenueContext:
@@ -544,7 +558,7 @@ class Supervisor:
                     reason = str(exc)
                 except ConnectionClosed as exc:
                     reason = str(exc)
-                except (OSError, TimeoutError, anyio.BrokenResourceError) as exc:
+                except (OSError, TimeoutError, anyio.BrokenResourceError, TransportError) as exc:
                     reason = f"{type(exc).__name__}: {exc}"
                 except Exception as exc:  # a plugin bug must not kill the supervisor
                     if isinstance(exc, (ConfigError, PluginError)):
@@ -690,7 +704,7 @@ class Supervisor:
                 continue
             native = getattr(ev, "native_symbol", None)
             if native is not None:
-                states = index.get((ev.venue, _type_family(t), native))  # type: ignore[union-attr]
+                states = index.get((ev.venue, _type_family(t), native))
                 if states:
                     for st in states:
                         st.events += 1

@@ -65,6 +65,8 @@ def plugins() -> None:
                 ", ".join(sink.url_schemes) or "-",
                 "persist",
             )
+    for name, why in pm.broken.items():
+        table.add_row(name, "[red]failed to load[/]", why, "-", "-")
     if not table.row_count:
         console.print("no plugins installed: pip install marketfeed-okx marketfeed-sinks ...")
         return

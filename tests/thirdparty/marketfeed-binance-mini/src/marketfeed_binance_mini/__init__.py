@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 import marketfeed
 import msgspec
@@ -80,11 +81,11 @@ class _Data(msgspec.Struct):
     s: str
     E: int = 0
     T: int = 0
-    a: str | int | None = None
+    a: Any = None  # aggTrade id (int) or bookTicker best ask (str) or depth asks (list)
     p: str | None = None
     q: str | None = None
     m: bool = False
-    b: str | list[list[str]] | None = None
+    b: Any = None  # bookTicker best bid (str) or depth bids (list)
     B: str | None = None
     A: str | None = None
     k: _Kline | None = None
