@@ -392,6 +392,36 @@ def job(
     console.print(f"job {venue}:{name} done: {n} events")
 
 
+@app.command()
+def demo(
+    db: Annotated[Path, typer.Option(help="SQLite file to write")] = Path("marketfeed-demo.db"),
+    sink: Annotated[
+        str | None, typer.Option(help="Sink URL instead of --db, e.g. postgresql://...")
+    ] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(help="Replay pace: 1.0 recorded, 10 ten times faster (default: max)"),
+    ] = None,
+    venue: Annotated[
+        list[str] | None, typer.Option(help="Only these venues (default: every demo)")
+    ] = None,
+) -> None:
+    """Offline demo: replay real recorded OKX and Upbit sessions (bundled with their plugins)
+    on a loopback server, collect them through the real plugins and supervisor into SQLite
+    (or --sink), and print a summary per venue and channel."""
+    from ._demo import run_demo
+
+    url = sink or f"sqlite:///{db}"
+    try:
+        summary = anyio.run(run_demo, url, speed, venue or [])
+    except MarketfeedError as exc:
+        raise _fail(exc) from None
+    console.print(summary.table())
+    console.print(summary.footer())
+    if summary.failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point of the ``marketfeed`` console script."""
     app()
