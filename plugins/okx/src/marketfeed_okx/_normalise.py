@@ -1,0 +1,328 @@
+"""The per-connection OKX normaliser: raw frames to marketfeed events (the hot path).
+
+Source: OKX API v5, "WebSocket > Overview" (subscribe, acks, ``error`` events, ``ping``/
+``pong``), "WebSocket > Public channels" (``tickers``, ``trades``, order book channels)
+and "WebSocket > Business channels" (``candle<bar>``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from marketfeed import Candle, Event, Subscription, SubscriptionStatus, Ticker, Trade
+
+from ._books import BOOK_CHANNELS, OkxBooks
+from ._decode import (
+    Arg,
+    EventFrame,
+    book_decoder,
+    candle_decoder,
+    dec,
+    dec_or_none,
+    envelope_decoder,
+    event_decoder,
+    ms_to_datetime,
+    ticker_decoder,
+    trade_decoder,
+)
+from ._symbols import normalise_symbol
+from ._timeframes import BARS, normalise_timeframe
+
+__all__ = ["OkxNormaliser", "candle_from_row"]
+
+_PREFIX = '{"arg":{"channel":"'
+_PREFIX_LEN = len(_PREFIX)
+_SPOT_TYPES = frozenset({"SPOT", "MARGIN"})
+_ERROR_ARG = re.compile(r"channel:\s*([\w-]+)\s*,\s*instId:\s*([\w-]+)")
+_TOKENS = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]")
+_IGNORED_EVENTS = frozenset({"login", "channel-conn-count"})
+
+Handler = Callable[[str, _dt.datetime], list[Event]]
+
+
+def candle_from_row(
+    row: Sequence[str],
+    *,
+    venue: str,
+    inst_id: str,
+    symbol: str,
+    timeframe: str,
+    receive_time: _dt.datetime,
+) -> Candle:
+    """One OKX candle row as a :class:`Candle` (WebSocket push and REST alike).
+
+    Rows are ``[ts, o, h, l, c, vol, volCcy]`` (before 2023) or
+    ``[ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]``. ``ts`` is the bar's open
+    time in epoch ms; OKX sends no separate update time, so ``event_time`` is the open
+    time too. ``volume`` is ``vol`` (base currency for spot, contracts for derivatives);
+    ``quote_volume`` is ``volCcyQuote``, or for a 7-field spot row ``volCcy`` (which is in
+    quote currency for spot only); ``closed`` is ``confirm == "1"`` (a 7-field row gives
+    ``False``: unknown).
+
+    Source: OKX API v5, "Market data > Get candlesticks" (response parameters).
+
+    Raises:
+        ValueError: the row has fewer than 7 fields or a value is not a number.
+    """
+    if len(row) < 7:
+        raise ValueError(f"candle row with {len(row)} fields (need 7 or 9): {row!r}")
+    open_time = ms_to_datetime(int(row[0]))
+    if len(row) >= 9:
+        quote_volume = dec_or_none(row[7])
+        closed = row[8] == "1"
+    else:
+        quote_volume = dec_or_none(row[6]) if inst_id.count("-") == 1 else None
+        closed = False
+    return Candle(
+        venue=venue,
+        symbol=symbol,
+        native_symbol=inst_id,
+        event_time=open_time,
+        receive_time=receive_time,
+        timeframe=timeframe,
+        open_time=open_time,
+        open=dec(row[1]),
+        high=dec(row[2]),
+        low=dec(row[3]),
+        close=dec(row[4]),
+        volume=dec(row[5]),
+        quote_volume=quote_volume,
+        closed=closed,
+    )
+
+
+class OkxNormaliser:
+    """Turns the frames of one OKX connection into events. Call it per frame.
+
+    Returns, per frame: ``Ticker``/``Trade``/``Candle`` events, ``BookSnapshot``/
+    ``BookDelta`` for verified books, and control events: ``SubscriptionStatus``
+    (``active`` on the first ack of a subscription, ``failed`` with OKX's code and
+    message on an ``error`` event, ``resyncing`` when a book fails) and
+    ``ResyncRequest`` (resubscribe that one instrument). ``pong`` and repeated acks give
+    nothing.
+
+    Args:
+        venue: Venue name put on events (``"okx"``).
+        subscriptions: The connection's subscriptions (their ``options`` set the book
+            emission policy; unacknowledged ones are the candidates an ``error`` event
+            without ``arg`` is matched against).
+        checksum: Verify OKX's book checksum.
+        log: Where venue notices go.
+
+    Raises (from ``__call__``):
+        ValueError, msgspec.ValidationError, msgspec.DecodeError: a malformed frame (not
+            JSON, a missing field, a number that is not a number, an unknown channel).
+            The connection's state is unchanged, so the next frame is handled normally.
+    """
+
+    def __init__(
+        self,
+        venue: str,
+        subscriptions: Iterable[Subscription] = (),
+        *,
+        checksum: bool = True,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.venue = venue
+        self._log = log or logging.getLogger(f"marketfeed.venue.{venue}")
+        subs = tuple(subscriptions)
+        self._expected: dict[tuple[str, str], Subscription] = {
+            (s.channel, s.symbol): s for s in subs
+        }
+        self._active: set[tuple[str, str]] = set()
+        self._symbols: dict[str, str] = {}
+        self._timeframes: dict[str, str] = {}
+        self._books = OkxBooks(venue, subs, checksum=checksum)
+        self._last_ms = -1
+        self._last_dt = ms_to_datetime(0)
+        handlers: dict[str, Handler] = {"tickers": self._tickers, "trades": self._trades}
+        for channel in BOOK_CHANNELS:
+            handlers[channel] = self._book
+        for bar in BARS:
+            handlers[f"candle{bar}"] = self._candles
+        self._handlers = handlers
+
+    # ------------------------------------------------------------------ helpers
+
+    def _symbol(self, inst_id: str) -> str:
+        symbol = self._symbols.get(inst_id)
+        if symbol is None:
+            symbol = self._symbols[inst_id] = normalise_symbol(inst_id)
+        return symbol
+
+    def _time(self, ms: int) -> _dt.datetime:
+        if ms != self._last_ms:
+            self._last_dt = ms_to_datetime(ms)
+            self._last_ms = ms
+        return self._last_dt
+
+    # ------------------------------------------------------------------ entry point
+
+    def __call__(self, frame: str | bytes, receive_time: _dt.datetime) -> Sequence[Event]:
+        """Normalise one frame (text or UTF-8 bytes) received at ``receive_time`` (UTC)."""
+        if frame.__class__ is not str:
+            frame = bytes(frame).decode("utf-8")  # type: ignore[arg-type]
+        assert isinstance(frame, str)
+        if frame.startswith(_PREFIX):
+            end = frame.find('"', _PREFIX_LEN)
+            handler = self._handlers.get(frame[_PREFIX_LEN:end])
+            if handler is not None:
+                return handler(frame, receive_time)
+        if frame == "pong":
+            return ()
+        return self._slow(frame, receive_time)
+
+    def _slow(self, frame: str, receive_time: _dt.datetime) -> Sequence[Event]:
+        envelope = envelope_decoder.decode(frame)
+        if envelope.event is not None:
+            return self._event(event_decoder.decode(frame), receive_time)
+        if envelope.arg is None:
+            raise ValueError("OKX frame with neither event nor arg")
+        channel = envelope.arg.channel
+        handler = self._handlers.get(channel)
+        if handler is None and channel.startswith("candle"):
+            handler = self._candles
+        if handler is None:
+            raise ValueError(f"frame of an unknown OKX channel {channel!r}")
+        return handler(frame, receive_time)
+
+    # ------------------------------------------------------------------ channels
+
+    def _tickers(self, frame: str, receive_time: _dt.datetime) -> list[Event]:
+        push = ticker_decoder.decode(frame)
+        venue = self.venue
+        out: list[Event] = []
+        for d in push.data:
+            inst_id = d.instId
+            symbol = self._symbols.get(inst_id) or self._symbol(inst_id)
+            spot = d.instType in _SPOT_TYPES or (not d.instType and inst_id.count("-") == 1)
+            out.append(
+                Ticker(
+                    venue=venue,
+                    symbol=symbol,
+                    native_symbol=inst_id,
+                    event_time=self._time(d.ts),
+                    receive_time=receive_time,
+                    last=dec_or_none(d.last),
+                    last_size=dec_or_none(d.lastSz),
+                    bid=dec_or_none(d.bidPx),
+                    bid_size=dec_or_none(d.bidSz),
+                    ask=dec_or_none(d.askPx),
+                    ask_size=dec_or_none(d.askSz),
+                    open_24h=dec_or_none(d.open24h),
+                    high_24h=dec_or_none(d.high24h),
+                    low_24h=dec_or_none(d.low24h),
+                    volume_24h=dec_or_none(d.vol24h),
+                    quote_volume_24h=dec_or_none(d.volCcy24h) if spot else None,
+                )
+            )
+        return out
+
+    def _trades(self, frame: str, receive_time: _dt.datetime) -> list[Event]:
+        push = trade_decoder.decode(frame)
+        venue = self.venue
+        out: list[Event] = []
+        for d in push.data:
+            inst_id = d.instId
+            out.append(
+                Trade(
+                    venue=venue,
+                    symbol=self._symbols.get(inst_id) or self._symbol(inst_id),
+                    native_symbol=inst_id,
+                    event_time=self._time(d.ts),
+                    receive_time=receive_time,
+                    trade_id=d.tradeId,
+                    price=dec(d.px),
+                    size=dec(d.sz),
+                    side=d.side,
+                    sequence=d.seqId,
+                )
+            )
+        return out
+
+    def _candles(self, frame: str, receive_time: _dt.datetime) -> list[Event]:
+        push = candle_decoder.decode(frame)
+        channel = push.arg.channel
+        timeframe = self._timeframes.get(channel)
+        if timeframe is None:
+            timeframe = self._timeframes[channel] = normalise_timeframe(channel[6:])
+        inst_id = push.arg.instId
+        symbol = self._symbol(inst_id)
+        return [
+            candle_from_row(
+                row,
+                venue=self.venue,
+                inst_id=inst_id,
+                symbol=symbol,
+                timeframe=timeframe,
+                receive_time=receive_time,
+            )
+            for row in push.data
+        ]
+
+    def _book(self, frame: str, receive_time: _dt.datetime) -> list[Event]:
+        return self._books.on_push(book_decoder.decode(frame), receive_time)
+
+    # ------------------------------------------------------------------ events
+
+    def _status(
+        self, arg: Arg, state: Any, now: _dt.datetime, code: str = "", msg: str = ""
+    ) -> SubscriptionStatus:
+        return SubscriptionStatus(
+            venue=self.venue,
+            channel=arg.channel,
+            native_symbol=arg.instId or "*",
+            state=state,
+            time=now,
+            code=code or None,
+            message=msg or None,
+        )
+
+    def _event(self, ev: EventFrame, now: _dt.datetime) -> Sequence[Event]:
+        kind = ev.event
+        if kind == "subscribe":
+            if ev.arg is None:
+                return ()
+            key = (ev.arg.channel, ev.arg.instId)
+            if key in self._active:
+                return ()  # a repeated ack (cumulative subscribe requests)
+            self._active.add(key)
+            return [self._status(ev.arg, "active", now)]
+        if kind == "unsubscribe":
+            if ev.arg is not None:
+                self._active.discard((ev.arg.channel, ev.arg.instId))
+                self._books.forget(ev.arg.channel, ev.arg.instId)
+            return ()
+        if kind == "error":
+            return self._error(ev, now)
+        if kind not in _IGNORED_EVENTS:
+            self._log.warning("OKX %s event: code %s: %s", kind, ev.code, ev.msg)
+        return ()
+
+    def _error(self, ev: EventFrame, now: _dt.datetime) -> list[Event]:
+        """Which subscriptions an ``error`` event concerns: its ``arg`` when present;
+        else the ``channel:...,instId:...`` named in ``msg``; else the unacknowledged
+        subscriptions whose instId appears in ``msg``; else all unacknowledged ones;
+        else ``"*"``."""
+        targets: list[Arg] = []
+        if ev.arg is not None:
+            targets = [ev.arg]
+        else:
+            pending = [key for key in self._expected if key not in self._active]
+            named = _ERROR_ARG.search(ev.msg)
+            if named:
+                targets = [Arg(named.group(1), named.group(2))]
+            else:
+                tokens = set(_TOKENS.findall(ev.msg))
+                targets = [Arg(ch, inst) for ch, inst in pending if inst in tokens]
+                if not targets:
+                    targets = [Arg(ch, inst) for ch, inst in pending]
+        if not targets:
+            targets = [Arg("*", "*")]
+        for arg in targets:
+            self._active.discard((arg.channel, arg.instId))
+        return [self._status(arg, "failed", now, ev.code, ev.msg) for arg in targets]

@@ -1,0 +1,246 @@
+"""OKX REST market data: instruments and candles, rate-limited and retried.
+
+Endpoints (source: OKX API v5, "Public data > Get instruments", "Market data > Get
+candlesticks", "Market data > Get candlesticks history"):
+
+========================================  =================  ==========================
+path                                      OKX limit (IP)     limiter key
+========================================  =================  ==========================
+``GET /api/v5/public/instruments``        20 req / 2 s       ``okx:rest:instruments``
+``GET /api/v5/market/candles``            40 req / 2 s       ``okx:rest:candles``
+``GET /api/v5/market/history-candles``    20 req / 2 s       ``okx:rest:history-candles``
+========================================  =================  ==========================
+
+Every response is ``{"code": "0", "msg": "", "data": [...]}``; a ``code`` other than
+``"0"`` is a :class:`marketfeed.VenueError` with OKX's code and message. HTTP 5xx, 429
+and network errors or timeouts are retried with exponential backoff (stamina).
+
+Candle paging: rows come newest first. ``after=ts`` returns rows older than ``ts``,
+``before=ts`` rows newer than ``ts``. ``/market/candles`` only reaches back 1,440 rows;
+older rows come from ``/market/history-candles``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import httpx
+import msgspec
+import stamina
+from marketfeed import Candle, Instrument, VenueContext, VenueError
+
+from ._config import OkxConfig
+from ._normalise import candle_from_row
+from ._symbols import instrument_from_rest, normalise_symbol
+from ._timeframes import bar_duration, normalise_timeframe
+
+__all__ = ["OkxRest", "datetime_to_ms"]
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+_INSTRUMENTS = "/api/v5/public/instruments"
+_CANDLES = "/api/v5/market/candles"
+_HISTORY_CANDLES = "/api/v5/market/history-candles"
+
+
+class _Envelope(msgspec.Struct):
+    code: str
+    msg: str = ""
+    data: msgspec.Raw = msgspec.Raw(b"[]")
+
+
+_envelope = msgspec.json.Decoder(_Envelope)
+_rows = msgspec.json.Decoder(list[list[str]])
+_objects = msgspec.json.Decoder(list[dict[str, Any]])
+
+
+class _Retryable(Exception):
+    """A response worth retrying (HTTP 5xx or 429)."""
+
+
+def datetime_to_ms(value: _dt.datetime) -> int:
+    """Epoch milliseconds of an aware datetime (naive values are taken as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.UTC)
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+class OkxRest:
+    """OKX REST calls for one venue context (shared HTTP client and rate limiters).
+
+    Args:
+        context: The venue context: ``endpoints["rest"]`` is the base URL
+            (``https://www.okx.com`` live, the replay server in tests), ``http`` the
+            shared client, ``limiters`` the process-wide rate limiters.
+        config: Rates, timeouts and page sizes; ``context.config`` when omitted.
+    """
+
+    def __init__(self, context: VenueContext, config: OkxConfig | None = None) -> None:
+        self.context = context
+        self.venue = context.venue
+        cfg = config if config is not None else context.config
+        self.config: OkxConfig = cfg if isinstance(cfg, OkxConfig) else OkxConfig()
+        self.base = context.endpoint("rest").rstrip("/")
+
+    def _limiter(self, path: str) -> Any:
+        cfg = self.config
+        rate = {
+            _INSTRUMENTS: ("okx:rest:instruments", cfg.instruments_rate),
+            _CANDLES: ("okx:rest:candles", cfg.candles_rate),
+            _HISTORY_CANDLES: ("okx:rest:history-candles", cfg.history_candles_rate),
+        }[path]
+        return self.context.limiters.get(rate[0], rate[1], cfg.rest_rate_period)
+
+    async def get(self, path: str, params: Mapping[str, str]) -> msgspec.Raw:
+        """``GET base + path`` with rate limit and retries; returns the raw ``data``.
+
+        Raises:
+            VenueError: OKX answered ``code != "0"`` (its code and message), a 4xx, a
+                body that is not an OKX envelope, or 5xx/429 through every attempt.
+            httpx.TransportError: network errors persisted through every attempt.
+        """
+        limiter = self._limiter(path)
+        url = self.base + path
+        cfg = self.config
+        response: httpx.Response | None = None
+        try:
+            async for attempt in stamina.retry_context(
+                on=(httpx.TransportError, _Retryable),
+                attempts=cfg.rest_attempts,
+                timeout=None,
+                wait_initial=0.5,
+                wait_max=10.0,
+            ):
+                with attempt:
+                    async with limiter:
+                        response = await self.context.http.get(
+                            url, params=dict(params), timeout=cfg.rest_timeout
+                        )
+                    if response.status_code >= 500 or response.status_code == 429:
+                        raise _Retryable(f"HTTP {response.status_code}")
+        except _Retryable as exc:
+            raise VenueError(
+                self.venue, f"{path}: {exc} after {cfg.rest_attempts} attempts"
+            ) from None
+        assert response is not None
+        try:
+            envelope = _envelope.decode(response.content)
+        except msgspec.DecodeError:
+            raise VenueError(
+                self.venue,
+                f"{path}: HTTP {response.status_code}, body is not an OKX response: "
+                f"{response.text[:200]!r}",
+            ) from None
+        if envelope.code != "0":
+            raise VenueError(self.venue, f"{path}: {envelope.msg or 'error'}", envelope.code)
+        if response.status_code >= 400:
+            raise VenueError(self.venue, f"{path}: HTTP {response.status_code}")
+        return envelope.data
+
+    # ------------------------------------------------------------------ instruments
+
+    async def instruments(
+        self, inst_type: str, *, inst_family: str | None = None, uly: str | None = None
+    ) -> list[Instrument]:
+        """``GET /api/v5/public/instruments?instType=...`` as :class:`Instrument` s.
+
+        Args:
+            inst_type: ``SPOT``, ``MARGIN``, ``SWAP``, ``FUTURES`` or ``OPTION``.
+            inst_family, uly: Required by OKX for ``OPTION`` (e.g. ``"BTC-USD"``).
+
+        Raises:
+            VenueError: as :meth:`get`; ValueError: a row without ``instId``.
+        """
+        params = {"instType": inst_type}
+        if inst_family:
+            params["instFamily"] = inst_family
+        if uly:
+            params["uly"] = uly
+        data = await self.get(_INSTRUMENTS, params)
+        now = _dt.datetime.now(_dt.UTC)
+        return [
+            instrument_from_rest(row, as_of=now, venue=self.venue) for row in _objects.decode(data)
+        ]
+
+    # ------------------------------------------------------------------ candles
+
+    async def candles(
+        self,
+        inst_id: str,
+        bar: str,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        limit: int | None = None,
+        history: bool = False,
+    ) -> list[Candle]:
+        """One page of candles, newest first, as OKX returns them.
+
+        Args:
+            inst_id: OKX ``instId``.
+            bar: OKX bar size (``"1m"``, ``"1H"``, ``"1Dutc"``...).
+            after: Only rows with open time earlier than this (epoch ms).
+            before: Only rows with open time later than this (epoch ms).
+            limit: Rows per page (defaults from config; OKX max 300 / 100).
+            history: Use ``/market/history-candles`` (older data).
+
+        Raises:
+            ValueError: unknown bar. VenueError: as :meth:`get`.
+        """
+        timeframe = normalise_timeframe(bar)
+        path = _HISTORY_CANDLES if history else _CANDLES
+        cfg = self.config
+        n = limit or (cfg.history_candle_page_limit if history else cfg.candle_page_limit)
+        params = {"instId": inst_id, "bar": bar, "limit": str(n)}
+        if after is not None:
+            params["after"] = str(after)
+        if before is not None:
+            params["before"] = str(before)
+        data = await self.get(path, params)
+        now = _dt.datetime.now(_dt.UTC)
+        symbol = normalise_symbol(inst_id)
+        return [
+            candle_from_row(
+                row,
+                venue=self.venue,
+                inst_id=inst_id,
+                symbol=symbol,
+                timeframe=timeframe,
+                receive_time=now,
+            )
+            for row in _rows.decode(data)
+        ]
+
+    async def iter_candles(
+        self, inst_id: str, bar: str, start: _dt.datetime, end: _dt.datetime
+    ) -> AsyncIterator[list[Candle]]:
+        """Every candle overlapping ``[start, end]`` (UTC), as pages newest to oldest.
+
+        Pages ``/market/candles`` backwards with ``after``; when it runs out (it keeps
+        only the latest 1,440 rows) continues on ``/market/history-candles``. A candle
+        overlaps when ``open_time <= end`` and ``open_time + bar > start``, so the bar that
+        was open at ``start`` is included.
+
+        Raises:
+            ValueError: unknown bar. VenueError: as :meth:`get`.
+        """
+        duration = bar_duration(bar)
+        cursor = datetime_to_ms(end) + 1
+        history = False
+        while True:
+            page = await self.candles(inst_id, bar, after=cursor, history=history)
+            if not page:
+                if history:
+                    return
+                history = True
+                continue
+            keep = [c for c in page if c.open_time <= end and c.open_time + duration > start]
+            if keep:
+                yield keep
+            oldest = min(c.open_time for c in page)
+            oldest_ms = datetime_to_ms(oldest)
+            if oldest + duration <= start or oldest_ms >= cursor:
+                return
+            cursor = oldest_ms
