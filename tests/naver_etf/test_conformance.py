@@ -1,16 +1,13 @@
 """The core conformance suite (``marketfeed.testing.conformance``) for ``naver_etf``.
 
-``naver_etf`` is a scheduled-only venue: it declares jobs, no streaming channels, and has
-no WebSocket capture. The suite's discovery and config-schema checks apply as they are;
-its channel, subscribe, normalise, streaming and reconnect checks are for streaming
-venues and are replaced here by the same checks applied to the venue's jobs (events
-from a job run against the fake Naver hosts: typed, UTC, exact decimals, round-trip
-through msgspec JSON, routed by the real Supervisor into the memory sink).
+``naver_etf`` is a scheduled-only venue (jobs, no streaming channels), so it runs the
+suite for scheduled venues, :class:`JobConformance`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,39 +16,29 @@ import anyio
 import msgspec
 import pytest
 from marketfeed import Event, Supervisor, parse_config, run_job
-from marketfeed.testing import MemorySink
-from marketfeed.testing.conformance import VenueConformance
+from marketfeed.testing import MemorySink, ReplayServer
+from marketfeed.testing.conformance import JobConformance
 from naver_etf_helpers import FakeNaver, data_json
 
-_NOT_STREAMING = "naver_etf is a scheduled-only venue (jobs, no channels or capture)"
+_STATE = tempfile.mkdtemp(prefix="naver-etf-conformance-")
 
 
-class TestNaverEtfConformance(VenueConformance):
+class TestNaverEtfConformance(JobConformance):
+    """The core's suite for scheduled venues: discovery, strict config, job declarations,
+    and one ``etf_holdings`` run through the Supervisor against the fake Naver hosts."""
+
     venue = "naver_etf"
-    endpoint = "list"
+    job = "etf_holdings"
+    options = {"etfs": ["069500", "148070"], "rate": 100.0, "state_dir": _STATE}
 
-    def test_declares_channels_endpoints_and_docs(self) -> None:
+    def serve(self, server: ReplayServer) -> dict[str, str]:
+        return FakeNaver({"list": server, "mobile": server, "wisereport": server}).endpoints
+
+    def test_declares_no_streaming_channels(self) -> None:
         info = self._info()
-        assert info.description
         assert info.channels == {}
         assert set(info.endpoints) == {"list", "mobile", "wisereport"}
         assert {job.name for job in info.jobs} == {"etf_list", "etf_holdings"}
-        assert all(job.description and job.cron for job in info.jobs)
-
-    def test_subscribe_frames(self) -> None:
-        pytest.skip(_NOT_STREAMING)
-
-    def test_plans_cover_every_subscription(self) -> None:
-        pytest.skip(_NOT_STREAMING)
-
-    def test_normalises_every_frame(self) -> None:
-        pytest.skip(_NOT_STREAMING)
-
-    def test_streams_through_the_supervisor(self) -> None:  # type: ignore[override]
-        pytest.skip(_NOT_STREAMING)
-
-    def test_reconnects_and_resubscribes(self) -> None:  # type: ignore[override]
-        pytest.skip(_NOT_STREAMING)
 
 
 _DECODER = msgspec.json.Decoder(Event)

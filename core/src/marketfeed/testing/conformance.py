@@ -30,6 +30,9 @@ What it checks:
 * **reconnect and resubscribe**: after the replay server drops the connection, the
   supervisor reconnects, sends the subscribe frames again, emits a :class:`Gap`, and
   events keep flowing.
+
+Scheduled (polled) venues such as scrapers subclass :class:`JobConformance` instead: it
+runs one of the venue's jobs against recorded responses served by the replay server.
 """
 
 from __future__ import annotations
@@ -55,14 +58,80 @@ from ._capture import CaptureFrame, read_capture, read_http_capture
 from ._memory import MemorySink
 from ._replay import Faults, ReplayServer
 
-__all__ = ["VenueConformance"]
+__all__ = ["JobConformance", "VenueConformance"]
 
 _SYMBOL = re.compile(r"^[A-Z0-9.]+-[A-Z0-9.]+(-[A-Z0-9.]+)*$")
 _event_decoder = msgspec.json.Decoder(Event)
 _event_encoder = msgspec.json.Encoder(decimal_format="string")
 
 
-class VenueConformance:
+class _PluginChecks:
+    """Checks every plugin passes: discovery, declaration, strict config schema."""
+
+    venue: ClassVar[str] = ""
+    options: ClassVar[Mapping[str, Any]] = {}
+    symbol_pattern: ClassVar[re.Pattern[str]] = _SYMBOL
+
+    def _info(self) -> VenueInfo:
+        return PluginManager().venue(self.venue)
+
+    def _base_config(self, endpoints: Mapping[str, str], **extra: Any) -> Config:
+        return parse_config(
+            {
+                "supervisor": {
+                    "status_path": None,
+                    "dead_letter_path": None,
+                    "batch_interval": 0.05,
+                },
+                "reconnect": {"initial": 0.05, "maximum": 0.2},
+                "venues": {self.venue: {"endpoints": dict(endpoints), **dict(self.options)}},
+                "sinks": [{"type": "memory", "url": f"memory://conformance-{self.venue}"}],
+                **extra,
+            }
+        )
+
+    def test_discovered_through_entry_point(self) -> None:
+        """The venue is installed through the ``marketfeed`` entry-point group."""
+        pm = PluginManager()
+        assert self.venue in pm.venues, f"{self.venue!r} not installed via entry points"
+        row = next(r for r in pm.listing() if any(v.name == self.venue for v in r["venues"]))
+        assert row["distribution"] != "(in-process)"
+
+    def test_config_schema_is_strict_and_names_the_key(self) -> None:
+        info = self._info()
+        if info.config_schema is None:
+            return
+        sup = Supervisor(self._base_config({}), plugins=[MemorySink()])
+        assert sup.context(self.venue).config is not None
+        bad = parse_config({"venues": {self.venue: {"no_such_option_xyz": 1}}})
+        with pytest.raises(ConfigError) as exc:
+            Supervisor(bad, plugins=[MemorySink()]).context(self.venue)
+        assert exc.value.path == f"venues.{self.venue}.no_such_option_xyz"
+
+    def _check_event(self, ev: Any, where: object) -> None:
+        assert isinstance(ev, msgspec.Struct)
+        if isinstance(ev, CONTROL_EVENTS):
+            return
+        if isinstance(ev, MarketEvent):
+            assert ev.venue == self.venue
+            assert self.symbol_pattern.match(ev.symbol), f"{where}: symbol {ev.symbol!r}"
+            assert ev.native_symbol, f"{where}: empty native_symbol"
+        for field in msgspec.structs.fields(ev):
+            value = getattr(ev, field.name)
+            assert not isinstance(value, float), f"{where}: {field.name} is a float"
+            if isinstance(value, _dt.datetime):
+                assert value.utcoffset() == _dt.timedelta(0), f"{where}: {field.name} not UTC"
+            if isinstance(value, tuple):
+                for level in value:
+                    if isinstance(level, tuple):
+                        assert all(isinstance(x, Decimal) for x in level), (
+                            f"{where}: {field.name} levels must be Decimal"
+                        )
+        decoded = _event_decoder.decode(_event_encoder.encode(ev))
+        assert decoded == ev, f"{where}: {type(ev).__name__} does not round-trip"
+
+
+class VenueConformance(_PluginChecks):
     """Base class of a plugin's conformance tests (see the module docstring).
 
     Class attributes to set:
@@ -86,11 +155,9 @@ class VenueConformance:
     path: ClassVar[str] = "/"
     endpoint_path: ClassVar[str | None] = None
     subscriptions: ClassVar[Sequence[Mapping[str, Any]]] = ()
-    options: ClassVar[Mapping[str, Any]] = {}
     http_captures: ClassVar[Sequence[Path]] = ()
     wait_for_client: ClassVar[bool] = True
     drop_after: ClassVar[int] = 20
-    symbol_pattern: ClassVar[re.Pattern[str]] = _SYMBOL
 
     # ----------------------------------------------------------------- hooks to override
 
@@ -107,36 +174,17 @@ class VenueConformance:
         return read_capture(self.capture)
 
     def _config(
-        self,
-        ws_url: str = "ws://127.0.0.1:9",
-        http_url: str = "http://127.0.0.1:9",
-        **supervisor: Any,
+        self, ws_url: str = "ws://127.0.0.1:9", http_url: str = "http://127.0.0.1:9"
     ) -> Config:
-        info = self._info()
         endpoints = {}
         ws_path = self.path if self.endpoint_path is None else self.endpoint_path
-        for name, url in info.endpoints.items():
+        for name, url in self._info().endpoints.items():
             if name == self.endpoint or url.startswith(("ws://", "wss://")):
                 endpoints[name] = ws_url + ws_path
             else:
                 endpoints[name] = http_url
-        return parse_config(
-            {
-                "supervisor": {
-                    "status_path": None,
-                    "dead_letter_path": None,
-                    "batch_interval": 0.05,
-                    **supervisor,
-                },
-                "reconnect": {"initial": 0.05, "maximum": 0.2},
-                "venues": {self.venue: {"endpoints": endpoints, **dict(self.options)}},
-                "subscriptions": [{"venue": self.venue, **dict(s)} for s in self.subscriptions],
-                "sinks": [{"type": "memory", "url": f"memory://conformance-{self.venue}"}],
-            }
-        )
-
-    def _info(self) -> VenueInfo:
-        return PluginManager().venue(self.venue)
+        subscriptions = [{"venue": self.venue, **dict(s)} for s in self.subscriptions]
+        return self._base_config(endpoints, subscriptions=subscriptions)
 
     def _supervisor(self, config: Config | None = None) -> Supervisor:
         return Supervisor(config or self._config(), plugins=[MemorySink()])
@@ -152,13 +200,6 @@ class VenueConformance:
         return plans
 
     # ----------------------------------------------------------------- discovery
-
-    def test_discovered_through_entry_point(self) -> None:
-        """The venue is installed through the ``marketfeed`` entry-point group."""
-        pm = PluginManager()
-        assert self.venue in pm.venues, f"{self.venue!r} not installed via entry points"
-        row = next(r for r in pm.listing() if any(v.name == self.venue for v in r["venues"]))
-        assert row["distribution"] != "(in-process)"
 
     def test_declares_channels_endpoints_and_docs(self) -> None:
         info = self._info()
@@ -178,17 +219,6 @@ class VenueConformance:
                 "investor_flow",
                 "etf_holding",
             }, f"channel {channel!r} yields unknown kind {kind!r}"
-
-    def test_config_schema_is_strict_and_names_the_key(self) -> None:
-        info = self._info()
-        if info.config_schema is None:
-            return
-        sup = self._supervisor()
-        assert sup.context(self.venue).config is not None
-        bad = parse_config({"venues": {self.venue: {"no_such_option_xyz": 1}}})
-        with pytest.raises(ConfigError) as exc:
-            Supervisor(bad, plugins=[MemorySink()]).context(self.venue)
-        assert exc.value.path == f"venues.{self.venue}.no_such_option_xyz"
 
     # ----------------------------------------------------------------- subscribe
 
@@ -234,30 +264,8 @@ class VenueConformance:
                 market_frames += 1
                 assert events, f"market frame {i} yielded no event: {cf.frame[:200]}"
             for ev in events:
-                self._check_event(ev, i)
+                self._check_event(ev, f"frame {i}")
         assert market_frames, "no market frame in the capture"
-
-    def _check_event(self, ev: Any, i: int) -> None:
-        assert isinstance(ev, msgspec.Struct)
-        if isinstance(ev, CONTROL_EVENTS):
-            return
-        if isinstance(ev, MarketEvent):
-            assert ev.venue == self.venue
-            assert self.symbol_pattern.match(ev.symbol), f"frame {i}: symbol {ev.symbol!r}"
-            assert ev.native_symbol, f"frame {i}: empty native_symbol"
-            for t in (ev.event_time, ev.receive_time):
-                assert t.tzinfo is not None and t.utcoffset() == _dt.timedelta(0)
-        for field in msgspec.structs.fields(ev):
-            value = getattr(ev, field.name)
-            assert not isinstance(value, float), f"frame {i}: {field.name} is a float"
-            if isinstance(value, tuple):
-                for level in value:
-                    if isinstance(level, tuple):
-                        assert all(isinstance(x, Decimal) for x in level), (
-                            f"frame {i}: {field.name} levels must be Decimal"
-                        )
-        decoded = _event_decoder.decode(_event_encoder.encode(ev))
-        assert decoded == ev, f"frame {i}: {type(ev).__name__} does not round-trip"
 
     # ----------------------------------------------------------------- streaming
 
@@ -304,3 +312,62 @@ class VenueConformance:
             assert second.received, "the subscribe frames were not sent again on reconnect"
         assert sum(c.reconnects for c in status.connections) >= 1
         assert not [s for s in status.subscriptions if s.state == "failed"]
+
+
+class JobConformance(_PluginChecks):
+    """Base class of conformance tests for a scheduled (polled) venue, e.g. a scraper.
+
+    Class attributes to set:
+        venue: Venue name the plugin registers.
+        job: The job to run (``Job.name``).
+        job_options: Options passed to the job run.
+        options: Venue options for the test config.
+
+    Override :meth:`serve` to register the fake venue's recorded responses on the replay
+    server and return the endpoint URLs (endpoint name -> URL on the server). The suite
+    checks the job declarations (description, crontab, time zone, trading-day predicate),
+    then runs the job once through a real :class:`marketfeed.Supervisor` into the memory
+    sink and checks every event (exact decimals, UTC times, normalised symbols, JSON
+    round trip) and that everything routed was stored.
+    """
+
+    job: ClassVar[str] = ""
+    job_options: ClassVar[Mapping[str, Any]] = {}
+
+    def serve(self, server: ReplayServer) -> Mapping[str, str]:
+        """Register recorded responses on ``server``; return endpoint name -> URL."""
+        raise NotImplementedError("override serve() to register the fake venue")
+
+    def test_declares_jobs(self) -> None:
+        from zoneinfo import ZoneInfo
+
+        from apscheduler.triggers.cron import CronTrigger
+
+        info = self._info()
+        assert info.description, "VenueInfo.description is empty"
+        names = {j.name for j in info.jobs}
+        assert self.job in names, f"job {self.job!r} not declared; jobs: {sorted(names)}"
+        for job in info.jobs:
+            assert job.description, f"job {job.name!r} has no description"
+            CronTrigger.from_crontab(job.cron, timezone=ZoneInfo(job.timezone))
+            if job.trading_days is not None:
+                assert isinstance(job.trading_days(_dt.date(2025, 1, 6)), bool)
+
+    @pytest.mark.anyio
+    async def test_job_runs_through_the_supervisor(self) -> None:
+        from .._scheduler import run_job
+
+        store = f"conformance-{self.venue}"
+        MemorySink.clear(store)
+        async with ReplayServer() as server:
+            endpoints = self.serve(server)
+            config = self._base_config(endpoints)
+            async with Supervisor(config, plugins=[MemorySink()]) as sup:
+                job = next(j for j in sup.plugins.venue(self.venue).jobs if j.name == self.job)
+                with anyio.fail_after(60):
+                    routed = await run_job(sup, sup.context(self.venue), job, self.job_options)
+        events = MemorySink.events(store)
+        assert routed > 0, "the job produced no event"
+        assert len(events) == routed, "not every routed event was stored"
+        for n, ev in enumerate(events):
+            self._check_event(ev, f"event {n}")
