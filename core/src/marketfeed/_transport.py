@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+_READ_SIZE = 64 * 1024
+_CLOSE_TIMEOUT = 5.0
 
 
 class Transport(Protocol):
@@ -54,8 +56,9 @@ class Transport(Protocol):
 
 
 class _HttpxWsConnection:
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, max_message_size: int) -> None:
         self._ws = session
+        self._max = max_message_size
         self._closed: ConnectionClosed | None = None
 
     async def send(self, frame: Frame) -> None:
@@ -80,29 +83,49 @@ class _HttpxWsConnection:
             except Exception as exc:
                 raise self._convert(exc) from exc
             if isinstance(event, ev.TextMessage):
-                return str(event.data)
+                text = str(event.data)
+                # httpx-ws assembles whole messages itself: the size is checked after.
+                if len(text) > self._max and len(text.encode("utf-8")) > self._max:
+                    raise await self._too_big(len(text.encode("utf-8")))
+                return text
             if isinstance(event, ev.BytesMessage):
-                return bytes(event.data)
+                data = bytes(event.data)
+                if len(data) > self._max:
+                    raise await self._too_big(len(data))
+                return data
+
+    async def _too_big(self, size: int) -> ConnectionClosed:
+        reason = f"message of {size} bytes exceeds max_message_size {self._max}"
+        await self.aclose(1009, reason)
+        assert self._closed is not None
+        return self._closed
 
     async def ping(self, timeout: float = 10.0) -> float:
         """Send a WebSocket ping and return the round trip in seconds.
 
         Raises:
             TimeoutError: no pong within ``timeout``.
+            ConnectionClosed: the connection is closed.
         """
+        if self._closed is not None:
+            raise self._closed
         start = anyio.current_time()
         with anyio.fail_after(timeout):
-            pong = await self._ws.ping()
+            try:
+                pong = await self._ws.ping()
+            except Exception as exc:
+                raise self._convert(exc) from exc
             await pong.wait()
         return anyio.current_time() - start
 
     def _convert(self, exc: BaseException) -> ConnectionClosed:
         import httpx_ws
 
-        if isinstance(exc, httpx_ws.WebSocketDisconnect):
-            self._closed = ConnectionClosed(exc.code or 1005, exc.reason or "")
-        else:
-            self._closed = ConnectionClosed(1006, f"{type(exc).__name__}: {exc}")
+        if self._closed is None:
+            if isinstance(exc, httpx_ws.WebSocketDisconnect):
+                self._closed = ConnectionClosed(exc.code or 1005, exc.reason or "")
+            else:
+                self._closed = ConnectionClosed(1006, f"{type(exc).__name__}: {exc}")
         return self._closed
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
@@ -143,35 +166,36 @@ class HttpxWsTransport:
         import httpx_ws
 
         url = url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
-        client = httpx.AsyncClient(timeout=self.open_timeout)
-        conn: _HttpxWsConnection | None = None
-        try:
-            async with client:
+        async with httpx.AsyncClient(timeout=self.open_timeout) as client:
+            try:
+                cm: Any = httpx_ws.aconnect_ws(
+                    url,
+                    client,
+                    headers=dict(headers or {}),
+                    # httpx-ws uses this as the socket read size, not as a message limit
+                    # (the limit is checked in receive): keep reads small.
+                    max_message_size_bytes=_READ_SIZE,
+                    keepalive_ping_interval_seconds=self.keepalive_interval,
+                    keepalive_ping_timeout_seconds=self.keepalive_interval,
+                    queue_size=4096,
+                )
+                session = await cm.__aenter__()
+            except (httpx.HTTPError, httpx.InvalidURL, httpx_ws.HTTPXWSException, OSError) as exc:
+                raise TransportError(f"cannot connect to {url}: {exc!r}") from exc
+            conn = _HttpxWsConnection(session, self.max_message_size)
+            try:
+                yield conn
+            finally:
                 try:
-                    cm = httpx_ws.aconnect_ws(
-                        url,
-                        client,
-                        headers=dict(headers or {}),
-                        max_message_size_bytes=self.max_message_size,
-                        keepalive_ping_interval_seconds=self.keepalive_interval,
-                        keepalive_ping_timeout_seconds=self.keepalive_interval,
-                        queue_size=4096,
-                    )
-                    session = await cm.__aenter__()
-                except (httpx.HTTPError, httpx_ws.HTTPXWSException, OSError) as exc:
-                    raise TransportError(f"cannot connect to {url}: {exc!r}") from exc
-                conn = _HttpxWsConnection(session)
-                try:
-                    yield conn
+                    # Our own shielded scope, entered and left here; the session's task
+                    # group is left by ``cm.__aexit__`` below, outside any new scope.
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(self.open_timeout):
+                        await conn.aclose()
                 finally:
-                    await conn.aclose()
-                    with anyio.CancelScope(shield=True):
-                        try:
-                            await cm.__aexit__(None, None, None)
-                        except BaseException:  # noqa: BLE001 - the session is gone either way
-                            pass
-        except* ConnectionClosed as group:
-            raise group.exceptions[0] from None
+                    try:
+                        await cm.__aexit__(None, None, None)
+                    except Exception:  # closing a broken session is best effort
+                        pass
 
 
 class _WebsocketsConnection:
@@ -200,10 +224,16 @@ class _WebsocketsConnection:
 
         Raises:
             TimeoutError: no pong within ``timeout``.
+            ConnectionClosed: the connection is closed.
         """
+        import websockets
+
         with anyio.fail_after(timeout):
-            waiter = await self._ws.ping()
-            latency: float = await waiter
+            try:
+                waiter = await self._ws.ping()
+                latency: float = await waiter
+            except websockets.ConnectionClosed as exc:
+                raise _closed_from_websockets(exc) from exc
         return latency
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
@@ -250,7 +280,7 @@ class WebsocketsTransport:
         self, url: str, *, headers: Mapping[str, str] | None = None
     ) -> AsyncIterator[Connection]:
         from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidHandshake
+        from websockets.exceptions import WebSocketException
 
         try:
             ws = await connect(
@@ -262,8 +292,9 @@ class WebsocketsTransport:
                 open_timeout=self.open_timeout,
                 compression=None,
                 max_queue=4096,
+                close_timeout=_CLOSE_TIMEOUT,
             )
-        except (InvalidHandshake, OSError, TimeoutError) as exc:
+        except (WebSocketException, OSError, TimeoutError) as exc:
             raise TransportError(f"cannot connect to {url}: {exc!r}") from exc
         conn = _WebsocketsConnection(ws)
         try:
