@@ -291,6 +291,8 @@ class OkxNormaliser:
             if key in self._active:
                 return ()  # a repeated ack (cumulative subscribe requests)
             self._active.add(key)
+            if self._books.resyncing(*key):
+                return ()  # the book engine reports "active" once the snapshot passes
             return [self._status(ev.arg, "active", now)]
         if kind == "unsubscribe":
             if ev.arg is not None:
