@@ -1,0 +1,33 @@
+import datetime as dt
+import json
+from pathlib import Path
+
+DATA = Path(__file__).parent / "data"
+CAPTURE_2021 = DATA / "upbit.20210405.ws.1.jsonl"
+DOCS_WS = DATA / "upbit.20250926.docs.ws.1.jsonl"
+DEFAULT_CONSTRUCTED = DATA / "upbit.constructed.default.ws.jsonl"
+MISC_CONSTRUCTED = DATA / "upbit.constructed.misc.ws.jsonl"
+
+
+def received(path: Path) -> list[dict]:
+    """The capture's received frames as plain dicts (json, independent of marketfeed)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [rec for rec in map(json.loads, lines) if rec["dir"] == "in"]
+
+
+def payload(rec: dict) -> str | bytes:
+    return rec["frame"].encode("utf-8") if rec.get("binary") else rec["frame"]
+
+
+def utc(t: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(t, dt.UTC)
+
+
+def make_normaliser(subscriptions=(), session=None):
+    """An Upbit normaliser for a plan carrying ``subscriptions`` ((channel, symbol) pairs)."""
+    from marketfeed import ConnectionPlan, Subscription
+    from marketfeed_upbit import UpbitNormaliser
+
+    subs = tuple(Subscription(venue="upbit", channel=c, symbol=s) for c, s in subscriptions)
+    plan = ConnectionPlan(name="upbit/0", url="ws://127.0.0.1:9/websocket/v1", subscriptions=subs)
+    return UpbitNormaliser(plan, session=session)
