@@ -370,3 +370,16 @@ def test_checksum_function_error_invalidates() -> None:
         book.apply_snapshot([("9", "1")], [("11", "1")], checksum=5)
     assert err.value.kind == "checksum" and "KeyError" in err.value.reason
     assert not book.valid
+
+
+def test_configure_keeps_unset_options() -> None:
+    engine = BookEngine("t", "book", emit="delta")
+    engine.configure("AB", "A-B", emit="top", top_interval=0)
+    engine.configure("AB", "A-B", top_depth=1)  # emit stays "top"
+    out: list[Any] = engine.snapshot(
+        "AB", "A-B", [("9", "1"), ("8", "1")], [("11", "1")], event_time=T0, receive_time=T0
+    )
+    assert [type(e) for e in out] == [BookSnapshot]
+    assert out[0].depth == 1 and out[0].bids == ((Decimal(9), Decimal(1)),)
+    out = engine.delta("AB", "A-B", [("8", "0")], [], event_time=T0, receive_time=T0)
+    assert [type(e) for e in out] == [BookSnapshot]  # interval 0: a top view per update

@@ -167,28 +167,12 @@ def feed(engine: BookEngine, msgs: list[Msg]) -> list[list[Any]]:
     """Feed messages in order; the events returned for each."""
     out: list[list[Any]] = []
     for m in msgs:
+        common: dict[str, Any] = {"event_time": m.ts, "receive_time": m.t, "sequence": m.seq}
         if m.action == "snapshot":
-            events = engine.snapshot(
-                m.inst,
-                m.inst,
-                m.bids,
-                m.asks,
-                event_time=m.ts,
-                receive_time=m.t,
-                sequence=m.seq,
-                checksum=m.checksum,
-            )
+            events = engine.snapshot(m.inst, m.inst, m.bids, m.asks, checksum=m.checksum, **common)
         else:
             events = engine.delta(
-                m.inst,
-                m.inst,
-                m.bids,
-                m.asks,
-                event_time=m.ts,
-                receive_time=m.t,
-                sequence=m.seq,
-                prev_sequence=m.prev,
-                checksum=m.checksum,
+                m.inst, m.inst, m.bids, m.asks, prev_sequence=m.prev, checksum=m.checksum, **common
             )
         out.append(events)
     return out

@@ -12,13 +12,14 @@ Two layers:
   for valid books only, and on an integrity failure one ``SubscriptionStatus(state=
   "resyncing")`` plus one ``ResyncRequest`` for that instrument alone.
 
-Data layout (chosen for speed, measured in ``bench/book``): per side a dict ``price string ->
-size string``, a dict ``price string -> sort key`` and a sorted list of sort keys
-(``Decimal(price)`` for asks, its exact negation for bids, so both sides sort ascending
-best-first) with a parallel list of the price strings, maintained with :mod:`bisect`.
-Replacing the size of an existing level is two dict operations; only new and deleted levels
-touch the sorted lists. The book tracks whether an update touched its top levels, so the
-venue checksum (a function of the top levels only) is recomputed only when they changed.
+Data layout (chosen for speed, measured in ``bench/book``): per side a sorted list of sort
+keys (best first: bids store the negated price) with parallel lists of the original price and
+size strings, plus a dict ``price string -> sort key``, maintained with :mod:`bisect`. Sort
+keys are ``float(price)`` (an ordering device only; a side switches to exact ``Decimal`` keys
+if two different prices ever round to the same double, see ``_Side``). Replacing a size is a
+dict lookup, a bisect and a list store; the top ``n`` raw levels are four list slices. The
+book tracks whether an update touched its top levels, so the venue checksum (a function of
+the top levels only) is recomputed only when they changed.
 """
 
 from __future__ import annotations
@@ -281,8 +282,11 @@ def _apply_side(side: _Side, levels: Sequence[RawLevel], watch: int) -> bool:
             zero = True
         else:
             c = sz[0]
-            if c == "0" or c == "." or c == "-" or sz.__class__ is not str:
-                zero = _is_zero(sz)
+            if sz.__class__ is not str or c == "-":
+                zero = _is_zero(sz)  # raises: not a size
+            elif c == "0" or c == ".":
+                z = sz.strip("0.")
+                zero = not z or z[0] in "eE"
             else:
                 zero = False
         key = index.get(px)
@@ -355,7 +359,7 @@ class L2Book:
             the linkage holds. OKX API v5, "Order book channel", sequence ID).
             The rule applies once the book knows a sequence (the snapshot or an earlier
             delta carried one); then a delta without one fails. Books from a venue that
-            sends no sequence numbers (OKX before 2023) are not checked.
+            sends no sequence numbers (like the 2021-2022 OKX recordings) are not checked.
         check_crossed: Fail an update after which the best bid >= the best ask.
         checksum_memo: Memoise the checksum while the top levels are unchanged.
 
@@ -756,14 +760,15 @@ class L2Book:
         """
         limit = Decimal(price)
         if side == "bid":
-            s, sign = self._bids, -1
+            s, bid = self._bids, True
         elif side == "ask":
-            s, sign = self._asks, 1
+            s, bid = self._asks, False
         else:
             raise ValueError(f"side must be 'bid' or 'ask', not {side!r}")
         total = _ZERO
         for px, sz in zip(s.pxs, s.szs, strict=True):  # best first: stop past the limit
-            if (Decimal(px) - limit) * sign > 0:
+            p = Decimal(px)
+            if (p < limit) if bid else (p > limit):
                 break
             total = _EXACT.add(total, Decimal(sz))
         return total
@@ -971,6 +976,10 @@ class _Slot:
         self.emit_top = emit in ("top", "both")
 
 
+_BAD_DATA = (BookIntegrityError, InvalidOperation, TypeError, ValueError, IndexError)
+"""What a book update may raise on bad venue data: each fails that book (resync)."""
+
+
 def _levels(levels: Sequence[RawLevel]) -> tuple[BookLevel, ...]:
     """Raw delta levels as Decimal pairs (a loop: faster than a comprehension on 3.11)."""
     out = []
@@ -1066,13 +1075,17 @@ class BookEngine:
     ) -> None:
         """Set one instrument's emission policy (e.g. from its subscription's options).
 
-        Arguments left ``None`` keep the engine's defaults.
+        Arguments left ``None`` keep the instrument's current setting (initially the
+        engine's defaults).
 
         Raises:
             ValueError: unknown policy, ``top_depth`` < 1 or negative ``top_interval``.
         """
         slot = self._slot(native_symbol, symbol)
-        e = emit if emit is not None else self._emit
+        current = (
+            "both" if slot.emit_delta and slot.emit_top else "top" if slot.emit_top else "delta"
+        )
+        e = emit if emit is not None else current
         d = top_depth if top_depth is not None else slot.top_depth
         i = top_interval if top_interval is not None else slot.top_interval.total_seconds()
         _check_policy(e, d, i)
@@ -1148,12 +1161,8 @@ class BookEngine:
             if slot.emit_top:
                 slot.next_top = receive_time + slot.top_interval
                 out.append(book.to_snapshot(slot.top_depth, event_time, receive_time))
-        except BookIntegrityError as exc:
+        except _BAD_DATA as exc:
             return self._fail(slot, exc, receive_time)
-        except (InvalidOperation, TypeError, ValueError) as exc:
-            return self._fail(
-                slot, book.invalidate(f"malformed: {exc!r}", "malformed"), receive_time
-            )
         return out
 
     def delta(
@@ -1209,8 +1218,8 @@ class BookEngine:
                         native_symbol=native_symbol,
                         event_time=event_time,
                         receive_time=receive_time,
-                        bids=_levels(bids),
-                        asks=_levels(asks),
+                        bids=_levels(bids) if bids else (),
+                        asks=_levels(asks) if asks else (),
                         sequence=sequence,
                         prev_sequence=prev_sequence,
                         checksum=checksum,
@@ -1220,12 +1229,8 @@ class BookEngine:
             if slot.emit_top and receive_time >= slot.next_top:
                 slot.next_top = receive_time + slot.top_interval
                 out.append(book.to_snapshot(slot.top_depth, event_time, receive_time))
-        except BookIntegrityError as exc:
+        except _BAD_DATA as exc:
             return self._fail(slot, exc, receive_time)
-        except (InvalidOperation, TypeError, ValueError, IndexError) as exc:
-            return self._fail(
-                slot, book.invalidate(f"malformed: {exc!r}", "malformed"), receive_time
-            )
         return out
 
     def invalidate(
@@ -1241,11 +1246,14 @@ class BookEngine:
             return []
         return self._fail(slot, slot.book.invalidate(f"{kind}: {reason}", kind), time)
 
-    def _fail(self, slot: _Slot, exc: BookIntegrityError, time: _dt.datetime) -> list[Event]:
+    def _fail(self, slot: _Slot, exc: Exception, time: _dt.datetime) -> list[Event]:
+        """The resync pair for a failed book (bad level values count as ``malformed``)."""
         if slot.failed:  # already resyncing (defensive: deltas are dropped before this)
             return []
         slot.failed = True
         book = slot.book
+        if not isinstance(exc, BookIntegrityError):  # a level value no view could convert
+            exc = book.invalidate(f"malformed: {exc!r}", "malformed")
         return [
             SubscriptionStatus(
                 venue=self.venue,
