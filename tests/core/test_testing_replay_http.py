@@ -255,3 +255,34 @@ async def test_fixtures_from_the_pytest_plugin(replay_server: ReplayServer) -> N
         response = await client.get("/api/v5/market/books?instId=BTC-USD-220624")
     assert response.status_code == 200
     assert replay_server.port > 0
+
+
+@pytest.mark.anyio
+async def test_garbage_gets_400_and_the_server_keeps_serving() -> None:
+    async with ReplayServer() as server:
+        server.add_http(read_http_capture(OKX_BOOKS))
+        with anyio.fail_after(5):
+            async with await anyio.connect_tcp("127.0.0.1", server.port) as raw:
+                await raw.send(b"\x16\x03\x01 not http at all\r\n\r\n")
+                reply = await raw.receive()
+            async with httpx.AsyncClient(base_url=server.http_url, timeout=5) as client:
+                ok = await client.get("/api/v5/market/books?instId=BTC-USDT")
+    assert reply.startswith(b"HTTP/1.1 400 ")
+    assert b"bad request" in reply
+    assert ok.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_serve_forever_until_cancelled() -> None:
+    server = ReplayServer()
+    server.add_http(read_http_capture(OKX_BOOKS))
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(server.serve_forever)
+            assert port == server.port
+            async with httpx.AsyncClient(base_url=server.http_url, timeout=5) as client:
+                response = await client.get("/api/v5/market/books?instId=BTC-USD-SWAP")
+            tg.cancel_scope.cancel()
+    assert response.status_code == 200
+    with pytest.raises(OSError):  # the port is released
+        await anyio.connect_tcp("127.0.0.1", server.port)

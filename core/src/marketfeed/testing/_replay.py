@@ -626,13 +626,22 @@ class ReplayServer:
                 await self._listener.aclose()
         return None
 
-    async def serve_forever(self) -> None:
-        """Serve until cancelled (enters the server first if needed): for
-        ``marketfeed replay``."""
+    async def serve_forever(
+        self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until cancelled, entering the server first if needed (for ``marketfeed
+        replay``). With ``port = await task_group.start(server.serve_forever)`` the caller
+        resumes once the port is listening.
+
+        Raises:
+            OSError: the port cannot be bound.
+        """
         if self._tg is None:
             async with self:
+                task_status.started(self.port)
                 await anyio.sleep_forever()
         else:
+            task_status.started(self.port)
             await anyio.sleep_forever()
 
     async def wait_for_sessions(
@@ -681,47 +690,24 @@ class ReplayServer:
         conn = h11.Connection(h11.SERVER)
         while True:
             try:
-                event = conn.next_event()
+                event = await _next_event(stream, conn)
+                if not isinstance(event, h11.Request):
+                    if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                        return True
+                    continue
+                headers = [(bytes(k), bytes(v)) for k, v in event.headers]
+                target = event.target.decode("latin-1")
+                if _is_ws_upgrade(event):
+                    await self._handle_ws(stream, conn, event, headers, target)
+                    return False
+                body = bytearray()
+                while not isinstance(part := await _next_event(stream, conn), h11.EndOfMessage):
+                    if not isinstance(part, h11.Data):  # the client went away mid-request
+                        return True
+                    body += part.data
             except h11.RemoteProtocolError as exc:
                 await self._send_error(stream, conn, 400, f"bad request: {exc}")
                 return True
-            if event is h11.NEED_DATA:
-                try:
-                    data = await stream.receive(_READ_SIZE)
-                except (anyio.EndOfStream, anyio.BrokenResourceError):
-                    data = b""
-                conn.receive_data(data)
-                if not data and conn.their_state is not h11.SEND_BODY:
-                    return True
-                continue
-            if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
-                return True
-            if not isinstance(event, h11.Request):
-                continue
-            headers = [(bytes(k), bytes(v)) for k, v in event.headers]
-            target = event.target.decode("latin-1")
-            if _is_ws_upgrade(event):
-                await self._handle_ws(stream, conn, event, headers, target)
-                return False
-            body = bytearray()
-            while True:
-                try:
-                    part = conn.next_event()
-                except h11.RemoteProtocolError as exc:
-                    await self._send_error(stream, conn, 400, f"bad request: {exc}")
-                    return True
-                if part is h11.NEED_DATA:
-                    try:
-                        data = await stream.receive(_READ_SIZE)
-                    except (anyio.EndOfStream, anyio.BrokenResourceError):
-                        return True
-                    conn.receive_data(data)
-                elif isinstance(part, h11.Data):
-                    body += part.data
-                elif isinstance(part, h11.EndOfMessage):
-                    break
-                else:  # pragma: no cover - h11 yields only Data/EndOfMessage here
-                    return True
             request = _make_request(event.method.decode("ascii"), target, headers, bytes(body))
             self.requests.append(request)
             response = await self._respond(request)
@@ -984,6 +970,23 @@ async def _replay_frames(ws: ReplayWebSocket, route: _WsRoute, session: ReplaySe
         if faults is not None and await after_send():
             return True
     return False
+
+
+async def _next_event(stream: anyio.abc.ByteStream, conn: h11.Connection) -> Any:
+    """The next h11 event, reading from ``stream`` as needed (EOF is fed to h11).
+
+    Raises:
+        h11.RemoteProtocolError: the client sent something that is not HTTP/1.1.
+    """
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        try:
+            data = await stream.receive(_READ_SIZE)
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            data = b""
+        conn.receive_data(data)
 
 
 def _norm_path(path: str) -> str:
