@@ -375,3 +375,27 @@ async def test_secrets_never_in_logs_errors_or_reprs(caplog: pytest.LogCaptureFi
     assert "kiwoom token issued" in caplog.text  # the logs were captured
     for secret in secrets:
         assert secret not in haystack
+
+
+async def test_past_expires_dt_does_not_reissue_on_every_call() -> None:
+    # the documented au10001 body: expires_dt 2024-11-07, long past
+    fake = FakeKiwoom()
+    fake.default("ka10081", ok_daily())
+    documented = load("au10001.response.json")
+
+    def issue(request: HttpRequest) -> HttpResponse:
+        fake.issued.append(documented["token"])
+        fake.valid.add(documented["token"])
+        return HttpResponse.json(documented)
+
+    async with ReplayServer() as server:
+        fake.install(server)
+        server.add_http_handler("POST", "/oauth2/token", issue)
+        ctx = make_context(server)
+        client = client_for(ctx)
+        for _ in range(3):
+            await client.call("ka10081", "/api/dostk/chart", {})
+        assert fake.issued == [documented["token"]]
+        expires = client.auth.expires_at
+        assert expires is not None and expires > _dt.datetime.now(_dt.UTC)
+        await ctx.aclose()

@@ -56,8 +56,8 @@ class TokenManager:
         call: Unauthenticated call through the client (so token requests share the rate
             limiter and circuit breaker).
         refresh_margin: Renew this many seconds before ``expires_dt``.
-        fallback_lifetime: Lifetime assumed when a response has no usable
-            ``expires_dt`` (seconds).
+        fallback_lifetime: Lifetime assumed (seconds) when a response has no usable
+            ``expires_dt``, or one already within ``refresh_margin`` of now.
         clock: Current UTC time (tests pass a fake clock).
 
     ``issued`` and ``revoked`` count the au10001 / au10002 calls made.
@@ -135,12 +135,16 @@ class TokenManager:
         if not isinstance(token, str) or not token:
             raise KiwoomAuthError("token response carries no token", api_id="au10001")
         expires = parse_expires_dt(answer.get("expires_dt"))
-        if expires is None:
-            expires = self.clock() + _dt.timedelta(seconds=self.fallback_lifetime)
+        now = self.clock()
+        if expires is None or (expires - now).total_seconds() <= self.refresh_margin:
+            # absent, or already inside the refresh margin (clock skew?): without this every
+            # call would issue a new token; a refused token is renewed on 8005 anyway
             _log.warning(
-                "kiwoom token response has no usable expires_dt; assuming %.0f s",
+                "kiwoom token expires_dt %s is unusable or too close; assuming %.0f s",
+                "missing" if expires is None else f"{expires:%Y-%m-%d %H:%M:%S} UTC",
                 self.fallback_lifetime,
             )
+            expires = now + _dt.timedelta(seconds=self.fallback_lifetime)
         self.__token = token
         self.expires_at = expires
         self.issued += 1
