@@ -15,6 +15,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
+from marketfeed import RateLimiters, VenueContext, convert_config, get_transport
+from marketfeed_okx import ENDPOINTS, OkxConfig
+
 DATA = Path(__file__).parent / "data"
 WS_2022 = DATA / "okx.20220513.ws.1.jsonl"
 WS_2021 = DATA / "okx.20210722.ws.1.jsonl"
@@ -120,3 +124,38 @@ class PlainBook:
                 parts += asks[i]
         value = zlib.crc32(":".join(parts).encode())
         return value - (1 << 32) if value >= (1 << 31) else value
+
+
+class ProgressLog:
+    """A progress factory for :class:`VenueContext` that records its calls."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def __call__(self, description: str, total: int | None) -> ProgressLog:
+        self.log.append(f"start {description} {total}")
+        return self
+
+    def advance(self, n: int = 1) -> None:
+        self.log.append(f"advance {n}")
+
+    def close(self) -> None:
+        self.log.append("close")
+
+
+def venue_context(
+    endpoints: dict[str, str] | None = None,
+    progress: ProgressLog | None = None,
+    **options: Any,
+) -> VenueContext:
+    """A real okx :class:`VenueContext` (options validated like config), endpoints
+    overridden as given."""
+    return VenueContext(
+        venue="okx",
+        config=convert_config(options, OkxConfig, path="venues.okx"),
+        endpoints={**ENDPOINTS, **(endpoints or {})},
+        transport=get_transport("websockets"),
+        limiters=RateLimiters(),
+        http=httpx.AsyncClient,
+        progress=progress,
+    )

@@ -293,3 +293,24 @@ def test_book_emit_top_gives_periodic_top_n_snapshots() -> None:
     bids, asks = book.top(3)
     assert tops[-1].bids == tuple((Decimal(p), Decimal(s)) for p, s in bids)
     assert tops[-1].asks == tuple((Decimal(p), Decimal(s)) for p, s in asks)
+
+
+def test_levels_of_other_lengths() -> None:
+    """Constructed: the real first snapshot and update with two-field levels (no
+    deprecated ``"0"`` nor order count) still verify; a one-field level is malformed and
+    resyncs that book instead of raising."""
+    msgs = [m for m in _book_pushes() if m["arg"]["instId"] == "UNI-USD-SWAP"][:5]
+    for m in msgs:
+        for side in ("bids", "asks"):
+            m["data"][0][side] = [lv[:2] for lv in m["data"][0][side]]
+    events = _feed(OkxNormaliser("okx"), msgs)
+    books = [e for e in events if isinstance(e, BookSnapshot | BookDelta)]
+    assert len(books) == 5 and all(b.verified for b in books)
+
+    broken = json.loads(json.dumps(msgs[1]))
+    broken["data"][0]["bids" if broken["data"][0]["bids"] else "asks"][0] = ["1.5"]
+    normaliser = OkxNormaliser("okx")
+    _feed(normaliser, msgs[:1])
+    events = _feed(normaliser, [broken])
+    assert [type(e) for e in events] == [SubscriptionStatus, ResyncRequest]
+    assert events[0].code == "malformed"  # type: ignore[union-attr]

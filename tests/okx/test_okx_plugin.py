@@ -9,34 +9,20 @@ import json
 from typing import Any
 
 import anyio
-import httpx
 import msgspec
 import pytest
 from marketfeed import (
     ConfigError,
     Heartbeat,
     PluginManager,
-    RateLimiters,
     Subscription,
-    VenueContext,
     VenueError,
     convert_config,
-    get_transport,
 )
 from marketfeed.testing import ReplayServer, ReplayWebSocket
 from marketfeed_okx import OkxConfig, OkxCredentials, login_frame, sign
 from marketfeed_okx import plugin as okx
-
-
-def _context(endpoints: dict[str, str] | None = None, **options: Any) -> VenueContext:
-    return VenueContext(
-        venue="okx",
-        config=convert_config(options, OkxConfig, path="venues.okx"),
-        endpoints={**okx.ENDPOINTS, **(endpoints or {})},
-        transport=get_transport("websockets"),
-        limiters=RateLimiters(),
-        http=httpx.AsyncClient,
-    )
+from okx_testdata import venue_context
 
 
 def _subs(channels: list[str], symbols: list[str], **options: Any) -> list[Subscription]:
@@ -64,7 +50,7 @@ def test_registered_through_the_entry_point() -> None:
 
 
 def test_plan_splits_by_endpoint_and_caps_connections() -> None:
-    ctx = _context(max_subscriptions_per_connection=4)
+    ctx = venue_context(max_subscriptions_per_connection=4)
     subs = _subs(["tickers", "books"], ["BTC-USDT", "ETH-USDT", "SOL-USDT"]) + _subs(
         ["candle1m", "candle1Dutc"], ["BTC-USDT"]
     )
@@ -82,7 +68,7 @@ def test_plan_splits_by_endpoint_and_caps_connections() -> None:
 
 
 def test_plan_uses_endpoint_overrides_and_rejects_bad_subscriptions() -> None:
-    ctx = _context({"public": "ws://127.0.0.1:1/ws/v5/public"})
+    ctx = venue_context({"public": "ws://127.0.0.1:1/ws/v5/public"})
     (plan,) = okx.plan(venue="okx", subscriptions=_subs(["trades"], ["BTC-USDT"]), context=ctx)
     assert plan.url == "ws://127.0.0.1:1/ws/v5/public"
     with pytest.raises(ConfigError, match="no channel 'candle7m'"):
@@ -97,12 +83,14 @@ def test_plan_uses_endpoint_overrides_and_rejects_bad_subscriptions() -> None:
         )
     with pytest.raises(ConfigError, match="login = true needs"):
         okx.plan(
-            venue="okx", subscriptions=_subs(["trades"], ["BTC-USDT"]), context=_context(login=True)
+            venue="okx",
+            subscriptions=_subs(["trades"], ["BTC-USDT"]),
+            context=venue_context(login=True),
         )
 
 
 def test_subscribe_unsubscribe_and_resubscribe_frames() -> None:
-    ctx = _context()
+    ctx = venue_context()
     subs = _subs(["books"], ["BTC-USDT"])
     (frame,) = okx.subscribe(venue="okx", subscriptions=subs, action="subscribe", context=ctx)
     assert json.loads(frame) == {
@@ -190,7 +178,7 @@ async def test_connect_logs_in_on_business_connections(accept: bool) -> None:
             await _okx_login_peer(ws, accept=accept)
 
         server.add_ws_handler("/ws/v5/business", peer)
-        ctx = _context(
+        ctx = venue_context(
             {"business": server.ws_url + "/ws/v5/business"},
             login=True,
             api_key="key",
@@ -221,7 +209,7 @@ async def test_connect_attempts_are_paced() -> None:
     """``connect_rate`` connection attempts per second (OKX: 3 per IP)."""
     async with ReplayServer() as server:
         server.add_ws("/ws/v5/public", [])
-        ctx = _context({"public": server.ws_url + "/ws/v5/public"}, connect_rate=2.0)
+        ctx = venue_context({"public": server.ws_url + "/ws/v5/public"}, connect_rate=2.0)
         (plan,) = okx.plan(venue="okx", subscriptions=_subs(["trades"], ["BTC-USDT"]), context=ctx)
         start = anyio.current_time()
         with anyio.fail_after(10):

@@ -16,54 +16,32 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 import stamina
 from marketfeed import (
     BackfillRequest,
     Candle,
-    RateLimiters,
     Subscription,
-    VenueContext,
     VenueError,
-    convert_config,
-    get_transport,
 )
 from marketfeed.testing import HttpRequest, HttpResponse, ReplayServer, read_http_capture
-from marketfeed_okx import OkxConfig, OkxRest
+from marketfeed_okx import OkxRest
 from marketfeed_okx import plugin as okx
-from okx_testdata import HTTP_CANDLES_1H, HTTP_CANDLES_1M, HTTP_INSTRUMENTS, records, utc_ms
+from okx_testdata import (
+    HTTP_CANDLES_1H,
+    HTTP_CANDLES_1M,
+    HTTP_INSTRUMENTS,
+    ProgressLog,
+    records,
+    utc_ms,
+    venue_context,
+)
 
 pytestmark = pytest.mark.anyio
 
 
-class _Progress:
-    def __init__(self, log: list[str]) -> None:
-        self.log = log
-
-    def advance(self, n: int = 1) -> None:
-        self.log.append(f"advance {n}")
-
-    def close(self) -> None:
-        self.log.append("close")
-
-
-def _context(server: ReplayServer, progress_log: list[str] | None = None, **opts: Any) -> Any:
-    log = progress_log if progress_log is not None else []
-
-    def progress(description: str, total: int | None) -> _Progress:
-        log.append(f"start {description} {total}")
-        return _Progress(log)
-
-    return VenueContext(
-        venue="okx",
-        config=convert_config(opts, OkxConfig, path="venues.okx"),
-        endpoints={**okx.ENDPOINTS, "rest": server.http_url},
-        transport=get_transport("websockets"),
-        limiters=RateLimiters(),
-        http=httpx.AsyncClient,
-        progress=progress,
-    )
+def _context(server: ReplayServer, progress: ProgressLog | None = None, **opts: Any) -> Any:
+    return venue_context({"rest": server.http_url}, progress, **opts)
 
 
 def _rows(path: Any) -> list[list[str]]:
@@ -239,12 +217,12 @@ async def test_backfill_yields_candles_of_candle_subscriptions_only() -> None:
         start=dt.datetime(2024, 1, 16, 17, 30, tzinfo=dt.UTC),
         end=dt.datetime(2024, 1, 16, 18, 30, tzinfo=dt.UTC),
     )
-    log: list[str] = []
+    progress = ProgressLog()
     async with ReplayServer() as server:
         fake.install(server)
-        ctx = _context(server, log)
+        ctx = _context(server, progress)
         batches = [b async for b in okx.INFO.backfill(request, ctx)]  # type: ignore[misc]
     got = [c for b in batches for c in b]
     assert [c.open_time.hour for c in got] == [18, 17]
     assert all(isinstance(c, Candle) and c.symbol == "BTC-USDT" for c in got)
-    assert log == ["start okx candles backfill 1", "advance 1", "close"]
+    assert progress.log == ["start okx candles backfill 1", "advance 1", "close"]

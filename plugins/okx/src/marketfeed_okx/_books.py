@@ -29,7 +29,7 @@ from marketfeed import Event, Subscription
 from marketfeed.book import BookEngine, EmitPolicy, L2Book
 
 from ._checksum import CHECKSUM_DEPTH
-from ._decode import BookPush, ms_to_datetime
+from ._decode import BookPush, LooseBookPush, ms_to_datetime
 from ._symbols import normalise_symbol
 
 __all__ = [
@@ -173,7 +173,7 @@ class OkxBooks:
         if engine is not None and not engine.resyncing(inst_id):
             engine.remove(inst_id)
 
-    def on_push(self, push: BookPush, receive_time: _dt.datetime) -> list[Event]:
+    def on_push(self, push: BookPush | LooseBookPush, receive_time: _dt.datetime) -> list[Event]:
         """Feed one decoded book push to its engine; return the engine's events.
 
         Raises:
@@ -194,21 +194,10 @@ class OkxBooks:
             if symbol is None:
                 symbol = self._symbols[inst_id] = normalise_symbol(inst_id)
             event_time = ms_to_datetime(d.ts)
-            if not incremental:
-                out += engine.snapshot(
-                    inst_id,
-                    symbol,
-                    d.bids,
-                    d.asks,
-                    event_time=event_time,
-                    receive_time=receive_time,
-                    sequence=d.seqId,
-                )
-                continue
-            checksum = d.checksum
+            checksum = d.checksum if incremental else None  # books5/bbo-tbt carry none
             if checksum == 0 and d.seqId is not None:
                 checksum = None  # deprecated field, always 0 since 2026-06-23
-            if action == "update":
+            if incremental and action == "update":
                 out += engine.delta(
                     inst_id,
                     symbol,

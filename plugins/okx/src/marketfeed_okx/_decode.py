@@ -22,6 +22,7 @@ __all__ = [
     "Arg",
     "BookData",
     "BookPush",
+    "LooseBookPush",
     "CandlePush",
     "EventFrame",
     "Envelope",
@@ -30,6 +31,7 @@ __all__ = [
     "TradeData",
     "TradePush",
     "dec",
+    "decimal_cache",
     "dec_or_none",
     "ms_to_datetime",
 ]
@@ -90,12 +92,17 @@ class CandlePush(msgspec.Struct):
     data: list[list[str]]
 
 
+Level = tuple[str, str, str, str]
+"""An OKX book level ``(px, sz, "0", numOrders)``: the third field is the deprecated
+liquidated-orders count. Fixed-size tuples decode about 30 % faster than lists."""
+
+
 class BookData(msgspec.Struct):
     """One order book data object. Levels are ``[px, sz, "0", numOrders]`` strings."""
 
     ts: int
-    asks: list[list[str]] = []
-    bids: list[list[str]] = []
+    asks: list[Level] = []
+    bids: list[Level] = []
     checksum: int | None = None
     seqId: int | None = None
     prevSeqId: int | None = None
@@ -108,6 +115,25 @@ class BookPush(msgspec.Struct):
 
     arg: Arg
     data: list[BookData]
+    action: str = "snapshot"
+
+
+class LooseBookData(msgspec.Struct):
+    """:class:`BookData` accepting levels of any length (used when a level is not the
+    usual four strings; the book engine then checks price and size)."""
+
+    ts: int
+    asks: list[list[str]] = []
+    bids: list[list[str]] = []
+    checksum: int | None = None
+    seqId: int | None = None
+    prevSeqId: int | None = None
+    instId: str = ""
+
+
+class LooseBookPush(msgspec.Struct):
+    arg: Arg
+    data: list[LooseBookData]
     action: str = "snapshot"
 
 
@@ -134,11 +160,15 @@ ticker_decoder = msgspec.json.Decoder(TickerPush, strict=False)
 trade_decoder = msgspec.json.Decoder(TradePush, strict=False)
 candle_decoder = msgspec.json.Decoder(CandlePush)
 book_decoder = msgspec.json.Decoder(BookPush, strict=False)
+loose_book_decoder = msgspec.json.Decoder(LooseBookPush, strict=False)
 event_decoder = msgspec.json.Decoder(EventFrame, strict=False)
 envelope_decoder = msgspec.json.Decoder(Envelope)
 
 _CACHE_MAX = 200_000
 _cache: dict[str, Decimal] = {}
+decimal_cache = _cache
+"""Text -> Decimal cache shared by the hot paths (``decimal_cache.get(text)`` is a hit or
+``None``; bounded: cleared when it reaches 200,000 entries)."""
 
 
 def dec(text: str) -> Decimal:

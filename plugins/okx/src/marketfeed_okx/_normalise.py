@@ -13,18 +13,23 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import msgspec
 from marketfeed import Candle, Event, Subscription, SubscriptionStatus, Ticker, Trade
 
 from ._books import BOOK_CHANNELS, OkxBooks
 from ._decode import (
     Arg,
+    BookPush,
     EventFrame,
+    LooseBookPush,
     book_decoder,
     candle_decoder,
     dec,
     dec_or_none,
+    decimal_cache,
     envelope_decoder,
     event_decoder,
+    loose_book_decoder,
     ms_to_datetime,
     ticker_decoder,
     trade_decoder,
@@ -32,7 +37,7 @@ from ._decode import (
 from ._symbols import normalise_symbol
 from ._timeframes import BARS, normalise_timeframe
 
-__all__ = ["OkxNormaliser", "candle_from_row"]
+__all__ = ["OkxNormaliser", "candle_from_row", "candles_from_rows"]
 
 _PREFIX = '{"arg":{"channel":"'
 _PREFIX_LEN = len(_PREFIX)
@@ -95,6 +100,35 @@ def candle_from_row(
     )
 
 
+def candles_from_rows(
+    rows: Iterable[Sequence[str]],
+    *,
+    venue: str,
+    inst_id: str,
+    bar: str,
+    receive_time: _dt.datetime,
+) -> list[Candle]:
+    """Candle rows of one instrument and bar (a push's ``data`` or a REST page) as
+    :class:`Candle` s, in the given order (see :func:`candle_from_row`).
+
+    Raises:
+        ValueError: unknown bar, malformed row, or an instId that is not one.
+    """
+    timeframe = normalise_timeframe(bar)
+    symbol = normalise_symbol(inst_id)
+    return [
+        candle_from_row(
+            row,
+            venue=venue,
+            inst_id=inst_id,
+            symbol=symbol,
+            timeframe=timeframe,
+            receive_time=receive_time,
+        )
+        for row in rows
+    ]
+
+
 class OkxNormaliser:
     """Turns the frames of one OKX connection into events. Call it per frame.
 
@@ -135,7 +169,6 @@ class OkxNormaliser:
         }
         self._active: set[tuple[str, str]] = set()
         self._symbols: dict[str, str] = {}
-        self._timeframes: dict[str, str] = {}
         self._books = OkxBooks(venue, subs, checksum=checksum)
         self._last_ms = -1
         self._last_dt = ms_to_datetime(0)
@@ -164,12 +197,11 @@ class OkxNormaliser:
 
     def __call__(self, frame: str | bytes, receive_time: _dt.datetime) -> Sequence[Event]:
         """Normalise one frame (text or UTF-8 bytes) received at ``receive_time`` (UTC)."""
-        if frame.__class__ is not str:
-            frame = bytes(frame).decode("utf-8")  # type: ignore[arg-type]
-        assert isinstance(frame, str)
+        if not isinstance(frame, str):
+            frame = bytes(frame).decode("utf-8")
         if frame.startswith(_PREFIX):
-            end = frame.find('"', _PREFIX_LEN)
-            handler = self._handlers.get(frame[_PREFIX_LEN:end])
+            key = frame[_PREFIX_LEN : frame.find('"', _PREFIX_LEN)]
+            handler = self._handlers.get(key)
             if handler is not None:
                 return handler(frame, receive_time)
         if frame == "pong":
@@ -195,6 +227,7 @@ class OkxNormaliser:
     def _tickers(self, frame: str, receive_time: _dt.datetime) -> list[Event]:
         push = ticker_decoder.decode(frame)
         venue = self.venue
+        cached = decimal_cache.get  # hit: a C call; miss ("" or new text): dec_or_none
         out: list[Event] = []
         for d in push.data:
             inst_id = d.instId
@@ -207,17 +240,19 @@ class OkxNormaliser:
                     native_symbol=inst_id,
                     event_time=self._time(d.ts),
                     receive_time=receive_time,
-                    last=dec_or_none(d.last),
-                    last_size=dec_or_none(d.lastSz),
-                    bid=dec_or_none(d.bidPx),
-                    bid_size=dec_or_none(d.bidSz),
-                    ask=dec_or_none(d.askPx),
-                    ask_size=dec_or_none(d.askSz),
-                    open_24h=dec_or_none(d.open24h),
-                    high_24h=dec_or_none(d.high24h),
-                    low_24h=dec_or_none(d.low24h),
-                    volume_24h=dec_or_none(d.vol24h),
-                    quote_volume_24h=dec_or_none(d.volCcy24h) if spot else None,
+                    last=cached(d.last) or dec_or_none(d.last),
+                    last_size=cached(d.lastSz) or dec_or_none(d.lastSz),
+                    bid=cached(d.bidPx) or dec_or_none(d.bidPx),
+                    bid_size=cached(d.bidSz) or dec_or_none(d.bidSz),
+                    ask=cached(d.askPx) or dec_or_none(d.askPx),
+                    ask_size=cached(d.askSz) or dec_or_none(d.askSz),
+                    open_24h=cached(d.open24h) or dec_or_none(d.open24h),
+                    high_24h=cached(d.high24h) or dec_or_none(d.high24h),
+                    low_24h=cached(d.low24h) or dec_or_none(d.low24h),
+                    volume_24h=cached(d.vol24h) or dec_or_none(d.vol24h),
+                    quote_volume_24h=(cached(d.volCcy24h) or dec_or_none(d.volCcy24h))
+                    if spot
+                    else None,
                 )
             )
         return out
@@ -225,6 +260,7 @@ class OkxNormaliser:
     def _trades(self, frame: str, receive_time: _dt.datetime) -> list[Event]:
         push = trade_decoder.decode(frame)
         venue = self.venue
+        cached = decimal_cache.get
         out: list[Event] = []
         for d in push.data:
             inst_id = d.instId
@@ -236,8 +272,8 @@ class OkxNormaliser:
                     event_time=self._time(d.ts),
                     receive_time=receive_time,
                     trade_id=d.tradeId,
-                    price=dec(d.px),
-                    size=dec(d.sz),
+                    price=cached(d.px) or dec(d.px),
+                    size=cached(d.sz) or dec(d.sz),
                     side=d.side,
                     sequence=d.seqId,
                 )
@@ -246,26 +282,22 @@ class OkxNormaliser:
 
     def _candles(self, frame: str, receive_time: _dt.datetime) -> list[Event]:
         push = candle_decoder.decode(frame)
-        channel = push.arg.channel
-        timeframe = self._timeframes.get(channel)
-        if timeframe is None:
-            timeframe = self._timeframes[channel] = normalise_timeframe(channel[6:])
-        inst_id = push.arg.instId
-        symbol = self._symbol(inst_id)
-        return [
-            candle_from_row(
-                row,
+        return list(
+            candles_from_rows(
+                push.data,
                 venue=self.venue,
-                inst_id=inst_id,
-                symbol=symbol,
-                timeframe=timeframe,
+                inst_id=push.arg.instId,
+                bar=push.arg.channel[6:],
                 receive_time=receive_time,
             )
-            for row in push.data
-        ]
+        )
 
     def _book(self, frame: str, receive_time: _dt.datetime) -> list[Event]:
-        return self._books.on_push(book_decoder.decode(frame), receive_time)
+        try:
+            push: BookPush | LooseBookPush = book_decoder.decode(frame)
+        except msgspec.ValidationError:
+            push = loose_book_decoder.decode(frame)  # levels not of four strings
+        return self._books.on_push(push, receive_time)
 
     # ------------------------------------------------------------------ events
 

@@ -32,9 +32,9 @@ import stamina
 from marketfeed import Candle, Instrument, VenueContext, VenueError
 
 from ._config import OkxConfig
-from ._normalise import candle_from_row
-from ._symbols import instrument_from_rest, normalise_symbol
-from ._timeframes import bar_duration, normalise_timeframe
+from ._normalise import candles_from_rows
+from ._symbols import instrument_from_rest
+from ._timeframes import bar_duration
 
 __all__ = ["OkxRest", "datetime_to_ms"]
 
@@ -189,7 +189,6 @@ class OkxRest:
         Raises:
             ValueError: unknown bar. VenueError: as :meth:`get`.
         """
-        timeframe = normalise_timeframe(bar)
         path = _HISTORY_CANDLES if history else _CANDLES
         cfg = self.config
         n = limit or (cfg.history_candle_page_limit if history else cfg.candle_page_limit)
@@ -199,19 +198,13 @@ class OkxRest:
         if before is not None:
             params["before"] = str(before)
         data = await self.get(path, params)
-        now = _dt.datetime.now(_dt.UTC)
-        symbol = normalise_symbol(inst_id)
-        return [
-            candle_from_row(
-                row,
-                venue=self.venue,
-                inst_id=inst_id,
-                symbol=symbol,
-                timeframe=timeframe,
-                receive_time=now,
-            )
-            for row in _rows.decode(data)
-        ]
+        return candles_from_rows(
+            _rows.decode(data),
+            venue=self.venue,
+            inst_id=inst_id,
+            bar=bar,
+            receive_time=_dt.datetime.now(_dt.UTC),
+        )
 
     async def iter_candles(
         self, inst_id: str, bar: str, start: _dt.datetime, end: _dt.datetime
