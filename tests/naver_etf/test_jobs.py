@@ -273,12 +273,13 @@ async def test_rate_limit_one_request_per_second_per_host(
     for host in ENDPOINTS:
         times = sorted(r.time for r in fake_naver.requests(host))
         counts[host] = len(times)
-        # No two requests to one host less than a second apart (10 ms clock slack) ...
+        # The limiter spaces requests one second apart when they are sent; the server
+        # stamps them on arrival, which scheduling on a loaded machine can shift by a few
+        # tens of milliseconds. A burst (the bug this guards against) arrives together.
         gaps = [b - a for a, b in itertools.pairwise(times)]
-        assert all(gap >= 0.99 for gap in gaps), (host, gaps)
-        # ... so any one-second window holds at most one request.
+        assert all(gap >= 0.9 for gap in gaps), (host, gaps)
         for t in times:
-            assert sum(1 for u in times if t <= u < t + 0.99) == 1
+            assert sum(1 for u in times if t <= u < t + 0.9) == 1
     assert counts == {"list": 1, "mobile": 3, "wisereport": 3}
 
 
