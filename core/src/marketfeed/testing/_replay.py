@@ -698,8 +698,8 @@ class ReplayServer:
                 headers = [(bytes(k), bytes(v)) for k, v in event.headers]
                 target = event.target.decode("latin-1")
                 if _is_ws_upgrade(event):
-                    await self._handle_ws(stream, conn, event, headers, target)
-                    return False
+                    # a refused handshake (unknown path) still needs the graceful close
+                    return not await self._handle_ws(stream, conn, event, headers, target)
                 body = bytearray()
                 while not isinstance(part := await _next_event(stream, conn), h11.EndOfMessage):
                     if not isinstance(part, h11.Data):  # the client went away mid-request
@@ -813,7 +813,8 @@ class ReplayServer:
         request: h11.Request,
         headers: list[tuple[bytes, bytes]],
         target: str,
-    ) -> None:
+    ) -> bool:
+        """Run one WebSocket connection; ``False`` when the handshake was refused."""
         split = urlsplit(target)
         path = _norm_path(unquote(split.path))
         route = self._ws_routes.get(path)
@@ -826,7 +827,7 @@ class ReplayServer:
                     status=404,
                 ),
             )
-            return
+            return False
         conn = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
         conn.initiate_upgrade_connection(headers, target)
         for _ in conn.events():  # the Request event; no subprotocol or extension offered
@@ -865,6 +866,7 @@ class ReplayServer:
             ws._mark_closed(1006, "dropped", "replay server stopped")
             ws._inbox.close()
             self._sockets.remove(ws)
+        return True
 
 
 async def _replay(ws: ReplayWebSocket, route: _WsRoute, session: ReplaySession) -> None:
