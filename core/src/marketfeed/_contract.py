@@ -319,6 +319,7 @@ class VenueContext:
         self._http: httpx.AsyncClient | None = None
         self.log = logging.getLogger(f"marketfeed.venue.{venue}")
         self._progress = progress
+        self._on_close: list[Callable[[], Awaitable[None]]] = []
 
     def progress(self, description: str, total: int | None = None) -> Progress:
         """A progress bar for long work (backfills, job runs over many items): the CLI shows
@@ -335,8 +336,21 @@ class VenueContext:
             self._http = self._http_factory()
         return self._http
 
+    def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``await callback()`` when the supervisor shuts the venue down (e.g. revoke an
+        access token), before the HTTP client closes. Callbacks run in reverse order of
+        registration; an exception is logged and the others still run."""
+        self._on_close.append(callback)
+
     async def aclose(self) -> None:
-        """Close the HTTP client if one was created."""
+        """Run the :meth:`on_close` callbacks, then close the HTTP client if one was
+        created."""
+        while self._on_close:
+            callback = self._on_close.pop()
+            try:
+                await callback()
+            except Exception:
+                self.log.exception("venue %s: close callback failed", self.venue)
         if self._http is not None:
             await self._http.aclose()
             self._http = None

@@ -640,7 +640,8 @@ class Supervisor:
         status = runner.status
         rate = runner.rate
         receive_timeout = self.config.supervisor.receive_timeout
-        healthy_after = 10
+        healthy_after = 10  # frames on this connection before the backoff starts over
+        session_frames = 0
         while True:
             if receive_timeout is not None:
                 try:
@@ -657,7 +658,8 @@ class Supervisor:
             status.bytes += len(frame)
             status.last_frame = received
             rate.add(1, mono)
-            if status.frames == healthy_after:
+            session_frames += 1
+            if session_frames == healthy_after:
                 backoff.reset()
             try:
                 events = normaliser(frame, received)
