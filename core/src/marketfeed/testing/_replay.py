@@ -393,29 +393,20 @@ class ReplayWebSocket:
             await self._reader_done.wait()
 
 
+@dataclass
 class _WsRoute:
-    def __init__(
-        self,
-        *,
-        frames: list[tuple[float | None, Frame]] | None = None,
-        handler: WsHandler | None = None,
-        speed: float | None = None,
-        wait_for_client: bool = True,
-        on_message: OnMessage | None = None,
-        faults: Faults | None = None,
-        on_reconnect: Literal["restart", "continue"] = "restart",
-        answer_pings: bool = True,
-    ) -> None:
-        self.frames = frames or []
-        self.handler = handler
-        self.speed = speed
-        self.wait_for_client = wait_for_client
-        self.on_message = on_message
-        self.faults = faults
-        self.on_reconnect = on_reconnect
-        self.answer_pings = answer_pings
-        self.connections = 0
-        self.position = 0
+    """One WebSocket path: a replay (``frames`` and options) or a scripted ``handler``."""
+
+    frames: list[tuple[float | None, Frame]] = field(default_factory=list)
+    handler: WsHandler | None = None
+    speed: float | None = None
+    wait_for_client: bool = True
+    on_message: OnMessage | None = None
+    faults: Faults | None = None
+    on_reconnect: Literal["restart", "continue"] = "restart"
+    answer_pings: bool = True
+    connections: int = 0  # connections accepted so far
+    position: int = 0  # next frame for on_reconnect="continue"
 
 
 def _query_key(query: str) -> tuple[tuple[str, str], ...]:
