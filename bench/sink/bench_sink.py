@@ -1,0 +1,348 @@
+"""Rows per second into SQLite and PostgreSQL: the ``sql`` sink versus the seed design.
+
+Data: the real trades (Upbit 2021-04-05 + OKX 2022-05-13) and candles (Upbit KRW-BTC 1m +
+OKX pushes) copied in ``tests/sinks/data``, converted by ``tests/sinks/sinkdata.py`` and
+repeated with shifted keys/times (copy ``k`` gets trade id suffix ``-k`` and its times
+moved by ``k`` days) until the run has enough rows. Every measurement writes into a fresh
+database (SQLite file / PostgreSQL schema), through the sink's async handle (thread hop
+included), and checks the row count afterwards.
+
+The seed design (what the sink replaces) is written out below: one ``INSERT`` per row with
+a subselect resolving the symbol foreign key, one commit per row, default driver settings.
+It does not depend on the batch size, so it is measured once per backend and kind.
+
+Usage::
+
+    python bench/sink/bench_sink.py            # full run (about two minutes)
+    python bench/sink/bench_sink.py --quick    # smaller totals
+    python bench/sink/bench_sink.py --markdown # also print the README table
+
+PostgreSQL: ``MARKETFEED_TEST_POSTGRES_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/test``); skipped when unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "sinks"))
+
+import marketfeed as mf  # noqa: E402
+import marketfeed_sinks as ms  # noqa: E402
+import sinkdata  # noqa: E402
+
+PG_URL = os.environ.get("MARKETFEED_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BATCH_SIZES = (100, 1_000, 10_000)
+replace = msgspec.structs.replace
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def real_events(kind: str) -> list[Any]:
+    if kind == "trade":
+        return sinkdata.upbit_trades() + sinkdata.okx_trades()
+    return sinkdata.upbit_candles() + sinkdata.okx_candles()
+
+
+def amplified(kind: str, n: int) -> list[Any]:
+    """``n`` events: the real ones repeated with unique keys (copy k: ids/times shifted)."""
+    base = real_events(kind)
+    out: list[Any] = []
+    k = 0
+    while len(out) < n:
+        day = dt.timedelta(days=k)
+        if kind == "trade":
+            out.extend(
+                replace(t, trade_id=f"{t.trade_id}-{k}", event_time=t.event_time + day)
+                for t in base
+            )
+        else:
+            out.extend(replace(c, open_time=c.open_time + day) for c in base)
+        k += 1
+    return out[:n]
+
+
+def distinct_keys(kind: str, events: list[Any]) -> int:
+    if kind == "trade":
+        return len({(e.venue, e.symbol, e.trade_id) for e in events})
+    return len({(e.venue, e.symbol, e.timeframe, e.open_time) for e in events})
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+class Target:
+    """A fresh database per measurement."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self._dir = tempfile.TemporaryDirectory(prefix="mf-bench-")
+        self._n = 0
+        self.url = ""
+        self.schema: str | None = None
+
+    def fresh(self) -> None:
+        self._n += 1
+        if self.backend == "sqlite":
+            self.url = f"sqlite:///{self._dir.name}/bench{self._n}.db"
+        else:
+            self.drop()
+            self.url = PG_URL
+            self.schema = f"mf_bench_{os.getpid()}_{self._n}"
+
+    def options(self, **extra: Any) -> dict[str, Any]:
+        return {"schema": self.schema, **extra} if self.schema else dict(extra)
+
+    def count(self, table: str) -> int:
+        engine = ms.make_engine(self.url, schema=self.schema)
+        try:
+            with engine.connect() as conn:
+                return int(conn.exec_driver_sql(f'SELECT count(*) FROM "{table}"').scalar_one())
+        finally:
+            engine.dispose()
+
+    def drop(self) -> None:
+        if self.backend == "postgresql" and self.schema:
+            import psycopg
+
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+            self.schema = None
+
+    def close(self) -> None:
+        self.drop()
+        self._dir.cleanup()
+
+
+def postgres_available() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+# ----------------------------------------------------------------------------- the sink
+
+
+async def _sink_run(
+    target: Target, batches: list[list[Any]], options: dict[str, Any], repeat: bool
+) -> float:
+    async with ms.open_sql_sink(target.url, target.options(**options)) as sink:
+        if repeat:  # measure re-writing rows that are all stored already
+            for batch in batches:
+                await sink.persist(batch)
+        t0 = time.perf_counter()
+        for batch in batches:
+            result = await sink.persist(batch)
+            if result.rejected:
+                raise RuntimeError(f"rejected rows in the benchmark: {result.rejected[:1]}")
+        return time.perf_counter() - t0
+
+
+def bench_sink(
+    target: Target,
+    kind: str,
+    batch_size: int,
+    total: int,
+    *,
+    repeat: bool = False,
+    **options: Any,
+) -> float:
+    """Rows per second of the sql sink for ``total`` rows in batches of ``batch_size``."""
+    events = amplified(kind, total)
+    batches = [events[i : i + batch_size] for i in range(0, len(events), batch_size)]
+    target.fresh()
+    elapsed = anyio.run(_sink_run, target, batches, options, repeat)
+    stored = target.count(kind)
+    if stored != distinct_keys(kind, events):
+        raise RuntimeError(f"{kind}: {stored} rows stored, expected {len(events)}")
+    return len(events) / elapsed
+
+
+# ----------------------------------------------------------------------------- the seed
+
+
+SEED_SCHEMA = [
+    "CREATE TABLE symbol (id {serial} PRIMARY KEY, venue TEXT NOT NULL, name TEXT NOT NULL, "
+    "UNIQUE (venue, name))",
+    "CREATE TABLE trade (id {serial} PRIMARY KEY, symbol_id INTEGER REFERENCES symbol(id), "
+    "trade_id TEXT, ts TIMESTAMP, price NUMERIC, size NUMERIC, side TEXT)",
+    "CREATE TABLE candle (id {serial} PRIMARY KEY, symbol_id INTEGER REFERENCES symbol(id), "
+    "timeframe TEXT, open_time TIMESTAMP, open NUMERIC, high NUMERIC, low NUMERIC, "
+    "close NUMERIC, volume NUMERIC, closed BOOLEAN)",
+]
+SEED_TRADE = (
+    "INSERT INTO trade (symbol_id, trade_id, ts, price, size, side) VALUES "
+    "((SELECT id FROM symbol WHERE venue = {p} AND name = {p}), {p}, {p}, {p}, {p}, {p})"
+)
+SEED_CANDLE = (
+    "INSERT INTO candle (symbol_id, timeframe, open_time, open, high, low, close, volume, "
+    "closed) VALUES ((SELECT id FROM symbol WHERE venue = {p} AND name = {p}), "
+    "{p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+)
+
+
+def _seed_params(kind: str, e: Any, text: bool) -> tuple[Any, ...]:
+    conv: Callable[[Any], Any] = str if text else (lambda v: v)
+    if kind == "trade":
+        return (
+            e.venue,
+            e.symbol,
+            e.trade_id,
+            conv(e.event_time),
+            conv(e.price),
+            conv(e.size),
+            e.side,
+        )
+    return (
+        e.venue,
+        e.symbol,
+        e.timeframe,
+        conv(e.open_time),
+        conv(e.open),
+        conv(e.high),
+        conv(e.low),
+        conv(e.close),
+        conv(e.volume),
+        e.closed,
+    )
+
+
+def bench_seed(target: Target, kind: str, max_rows: int, max_seconds: float) -> float:
+    """The seed design: row-at-a-time INSERT with a FK subselect, commit per row."""
+    events = amplified(kind, max_rows)
+    symbols = sorted({(e.venue, e.symbol) for e in events})
+    target.fresh()
+    insert = SEED_TRADE if kind == "trade" else SEED_CANDLE
+    if target.backend == "sqlite":
+        path = target.url.removeprefix("sqlite:///")
+        conn: Any = sqlite3.connect(path)  # driver defaults, as the seed had them
+        for ddl in SEED_SCHEMA:
+            conn.execute(ddl.format(serial="INTEGER"))
+        conn.executemany("INSERT INTO symbol (venue, name) VALUES (?, ?)", symbols)
+        conn.commit()
+        sql = insert.format(p="?")
+        text = True
+    else:
+        import psycopg
+
+        conn = psycopg.connect(PG_URL)
+        conn.execute(f'CREATE SCHEMA "{target.schema}"')
+        conn.execute(f'SET search_path TO "{target.schema}"')
+        for ddl in SEED_SCHEMA:
+            conn.execute(ddl.format(serial="SERIAL"))
+        conn.cursor().executemany("INSERT INTO symbol (venue, name) VALUES (%s, %s)", symbols)
+        conn.commit()
+        sql = insert.format(p="%s")
+        text = False
+    n = 0
+    t0 = time.perf_counter()
+    try:
+        for e in events:
+            conn.execute(sql, _seed_params(kind, e, text))
+            conn.commit()
+            n += 1
+            if time.perf_counter() - t0 > max_seconds:
+                break
+        elapsed = time.perf_counter() - t0
+    finally:
+        conn.close()
+    return n / elapsed
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def fmt(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller totals")
+    parser.add_argument("--markdown", action="store_true", help="print the README table")
+    args = parser.parse_args()
+    totals = {100: 10_000, 1_000: 20_000, 10_000: 50_000}
+    if args.quick:
+        totals = {100: 3_000, 1_000: 10_000, 10_000: 20_000}
+    seed_rows, seed_seconds = (3_000, 3.0) if not args.quick else (1_000, 1.0)
+
+    backends = ["sqlite"]
+    reason = postgres_available()
+    if reason is None:
+        backends.append("postgresql")
+    else:
+        print(f"PostgreSQL skipped: {reason}")
+
+    python = sys.version.split()[0]
+    print(f"machine: {os.cpu_count()} CPUs, Python {python}, marketfeed {mf.__version__}")
+    rows: list[tuple[str, str, int, float, float]] = []
+    extra: list[tuple[str, int, float, float, float]] = []
+    for backend in backends:
+        target = Target(backend)
+        try:
+            for kind in ("trade", "candle"):
+                seed = bench_seed(target, kind, seed_rows, seed_seconds)
+                for size in BATCH_SIZES:
+                    rate = bench_sink(target, kind, size, totals[size])
+                    rows.append((backend, kind, size, rate, seed))
+                    print(
+                        f"{backend:10} {kind:6} batch {size:>6,}: sink {fmt(rate):>9} rows/s   "
+                        f"seed {fmt(seed):>7} rows/s   x{rate / seed:,.0f}",
+                        flush=True,
+                    )
+            if backend == "postgresql":
+                for size in BATCH_SIZES:
+                    copy = bench_sink(target, "trade", size, totals[size])
+                    many = bench_sink(target, "trade", size, totals[size], pg_bulk="executemany")
+                    again = bench_sink(target, "trade", size, totals[size], repeat=True)
+                    extra.append(("trade", size, copy, many, again))
+                    print(
+                        f"postgresql trade batch {size:>6,}: copy {fmt(copy):>9}   "
+                        f"executemany {fmt(many):>9}   copy, all rows already stored "
+                        f"{fmt(again):>9} rows/s",
+                        flush=True,
+                    )
+        finally:
+            target.close()
+
+    if args.markdown:
+        print()
+        print("| backend | kind | batch | sql sink rows/s | seed rows/s | ratio |")
+        print("|---|---|---:|---:|---:|---:|")
+        for backend, kind, size, rate, seed in rows:
+            print(
+                f"| {backend} | {kind} | {size:,} | {fmt(rate)} | {fmt(seed)} | "
+                f"{rate / seed:,.0f}x |"
+            )
+        if extra:
+            print()
+            print(
+                "| PostgreSQL trades, batch | binary COPY (default) | executemany "
+                "(pipelined) | COPY path, every row already stored |"
+            )
+            print("|---:|---:|---:|---:|")
+            for _, size, copy, many, again in extra:
+                print(f"| {size:,} | {fmt(copy)} | {fmt(many)} | {fmt(again)} |")
+
+
+if __name__ == "__main__":
+    main()
