@@ -120,6 +120,17 @@ def _redact_url(url: str) -> str:
     return url
 
 
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first leaf of an exception group that is not a cancellation."""
+    cancelled = anyio.get_cancelled_exc_class()
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            exc = _first_error(exc)
+        if not isinstance(exc, cancelled):
+            return exc
+    return group.exceptions[0]
+
+
 class _Reconnect(Exception):
     """Raised inside a connection to recycle it (watchdog, heartbeat, receive timeout)."""
 
@@ -623,11 +634,15 @@ class Supervisor:
                 runner.status.reconnects += 1
                 await self._emit_gap(runner, outage_start, now, outage_reason)
                 outage_start, outage_reason = None, ""
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._watchdog, runner, tg.cancel_scope)
-                if runner.plan.heartbeat is not None:
-                    tg.start_soon(self._heartbeat, runner, conn)
-                await self._receive_loop(runner, conn, normaliser, backoff)
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._watchdog, runner, tg.cancel_scope)
+                    if runner.plan.heartbeat is not None:
+                        tg.start_soon(self._heartbeat, runner, conn)
+                    await self._receive_loop(runner, conn, normaliser, backoff)
+            except BaseExceptionGroup as group:
+                # the watchdog, heartbeat or receive loop ended the connection: report why
+                raise _first_error(group) from None
         return outage_start, outage_reason
 
     async def _receive_loop(
