@@ -177,6 +177,45 @@ def bench_sink(
     return len(events) / elapsed
 
 
+def bench_sqlalchemy(target: Target, batch_size: int, total: int, *, returning: bool) -> float:
+    """Trades through SQLAlchemy Core ``INSERT ... ON CONFLICT DO NOTHING`` executed with a
+    list of parameter dicts: psycopg's executemany, or with ``RETURNING`` SQLAlchemy's
+    "insertmanyvalues" (multi-row VALUES pages). Same tables and partitions as the sink."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    events = amplified("trade", total)
+    target.fresh()
+    spec = ms.TABLES["trade"]
+
+    async def prepare() -> None:  # schema + partitions through the sink, then empty it
+        async with ms.open_sql_sink(target.url, target.options()) as sink:
+            await sink.persist(events)
+
+    anyio.run(prepare)
+    engine = ms.make_engine(target.url, schema=target.schema)
+    table = spec.table
+    stmt = pg_insert(table).on_conflict_do_nothing(index_elements=list(spec.key))
+    if returning:
+        stmt = stmt.returning(table.c.trade_id)  # type: ignore[assignment]
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql('TRUNCATE "trade"')
+        t0 = time.perf_counter()
+        for i in range(0, len(events), batch_size):
+            params = [
+                dict(zip(spec.columns, spec.row(e), strict=True))
+                for e in events[i : i + batch_size]
+            ]
+            with engine.begin() as conn:
+                conn.execute(stmt, params)
+        elapsed = time.perf_counter() - t0
+    finally:
+        engine.dispose()
+    if target.count("trade") != distinct_keys("trade", events):
+        raise RuntimeError("sqlalchemy bench: row count mismatch")
+    return len(events) / elapsed
+
+
 # ----------------------------------------------------------------------------- the seed
 
 
@@ -295,7 +334,7 @@ def main() -> None:
     python = sys.version.split()[0]
     print(f"machine: {os.cpu_count()} CPUs, Python {python}, marketfeed {mf.__version__}")
     rows: list[tuple[str, str, int, float, float]] = []
-    extra: list[tuple[str, int, float, float, float]] = []
+    extra: list[tuple[int, float, float, float, float, float]] = []
     for backend in backends:
         target = Target(backend)
         try:
@@ -311,14 +350,18 @@ def main() -> None:
                     )
             if backend == "postgresql":
                 for size in BATCH_SIZES:
-                    copy = bench_sink(target, "trade", size, totals[size])
-                    many = bench_sink(target, "trade", size, totals[size], pg_bulk="executemany")
-                    again = bench_sink(target, "trade", size, totals[size], repeat=True)
-                    extra.append(("trade", size, copy, many, again))
+                    n = totals[size]
+                    copy = bench_sink(target, "trade", size, n)
+                    again = bench_sink(target, "trade", size, n, repeat=True)
+                    many = bench_sink(target, "trade", size, n, pg_bulk="executemany")
+                    sa_many = bench_sqlalchemy(target, size, n, returning=False)
+                    sa_imv = bench_sqlalchemy(target, size, n, returning=True)
+                    extra.append((size, copy, again, many, sa_many, sa_imv))
                     print(
-                        f"postgresql trade batch {size:>6,}: copy {fmt(copy):>9}   "
-                        f"executemany {fmt(many):>9}   copy, all rows already stored "
-                        f"{fmt(again):>9} rows/s",
+                        f"postgresql trade batch {size:>6,}: copy {fmt(copy)}, "
+                        f"copy (all stored already) {fmt(again)}, "
+                        f"sink executemany {fmt(many)}, SQLAlchemy executemany "
+                        f"{fmt(sa_many)}, SQLAlchemy insertmanyvalues {fmt(sa_imv)} rows/s",
                         flush=True,
                     )
         finally:
@@ -336,12 +379,13 @@ def main() -> None:
         if extra:
             print()
             print(
-                "| PostgreSQL trades, batch | binary COPY (default) | executemany "
-                "(pipelined) | COPY path, every row already stored |"
+                "| PostgreSQL trades, batch | sink: binary COPY (default) | sink: COPY, "
+                "every row already stored | sink: psycopg executemany | SQLAlchemy Core "
+                "executemany | SQLAlchemy insertmanyvalues (RETURNING) |"
             )
-            print("|---:|---:|---:|---:|")
-            for _, size, copy, many, again in extra:
-                print(f"| {size:,} | {fmt(copy)} | {fmt(many)} | {fmt(again)} |")
+            print("|---:|---:|---:|---:|---:|---:|")
+            for size, *rates in extra:
+                print(f"| {size:,} | " + " | ".join(fmt(r) for r in rates) + " |")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,28 +32,31 @@ def capture_lines(name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (DATA / name).read_text().splitlines() if line]
 
 
-def okx_trades() -> list[mf.Trade]:
-    """OKX ``trades`` pushes of 2022-05-13 as Trade models."""
-    out = []
+def _okx_pushes(channel: str) -> Iterator[tuple[dt.datetime, dict[str, Any]]]:
+    """(receive time, data item) of every OKX 2022-05-13 push of ``channel``."""
     for line in capture_lines("okx.20220513.ws.1.trades-tickers.jsonl"):
         msg = json.loads(line["frame"])
-        if msg["arg"]["channel"] != "trades":
-            continue
-        for d in msg["data"]:
-            out.append(
-                mf.Trade(
-                    venue="okx",
-                    symbol=d["instId"],
-                    native_symbol=d["instId"],
-                    event_time=ms(d["ts"]),
-                    receive_time=epoch(line["t"]),
-                    trade_id=d["tradeId"],
-                    price=Decimal(d["px"]),
-                    size=Decimal(d["sz"]),
-                    side=d["side"],
-                )
-            )
-    return out
+        if msg["arg"]["channel"] == channel:
+            for d in msg["data"]:
+                yield epoch(line["t"]), d
+
+
+def okx_trades() -> list[mf.Trade]:
+    """OKX ``trades`` pushes of 2022-05-13 as Trade models."""
+    return [
+        mf.Trade(
+            venue="okx",
+            symbol=d["instId"],
+            native_symbol=d["instId"],
+            event_time=ms(d["ts"]),
+            receive_time=received,
+            trade_id=d["tradeId"],
+            price=Decimal(d["px"]),
+            size=Decimal(d["sz"]),
+            side=d["side"],
+        )
+        for received, d in _okx_pushes("trades")
+    ]
 
 
 def _dec(value: str) -> Decimal | None:
@@ -61,33 +65,27 @@ def _dec(value: str) -> Decimal | None:
 
 def okx_tickers() -> list[mf.Ticker]:
     """OKX ``tickers`` pushes of 2022-05-13 as Ticker models."""
-    out = []
-    for line in capture_lines("okx.20220513.ws.1.trades-tickers.jsonl"):
-        msg = json.loads(line["frame"])
-        if msg["arg"]["channel"] != "tickers":
-            continue
-        for d in msg["data"]:
-            out.append(
-                mf.Ticker(
-                    venue="okx",
-                    symbol=d["instId"],
-                    native_symbol=d["instId"],
-                    event_time=ms(d["ts"]),
-                    receive_time=epoch(line["t"]),
-                    last=_dec(d["last"]),
-                    last_size=_dec(d["lastSz"]),
-                    bid=_dec(d["bidPx"]),
-                    bid_size=_dec(d["bidSz"]),
-                    ask=_dec(d["askPx"]),
-                    ask_size=_dec(d["askSz"]),
-                    open_24h=_dec(d["open24h"]),
-                    high_24h=_dec(d["high24h"]),
-                    low_24h=_dec(d["low24h"]),
-                    volume_24h=_dec(d["vol24h"]),
-                    quote_volume_24h=_dec(d["volCcy24h"]),
-                )
-            )
-    return out
+    return [
+        mf.Ticker(
+            venue="okx",
+            symbol=d["instId"],
+            native_symbol=d["instId"],
+            event_time=ms(d["ts"]),
+            receive_time=received,
+            last=_dec(d["last"]),
+            last_size=_dec(d["lastSz"]),
+            bid=_dec(d["bidPx"]),
+            bid_size=_dec(d["bidSz"]),
+            ask=_dec(d["askPx"]),
+            ask_size=_dec(d["askSz"]),
+            open_24h=_dec(d["open24h"]),
+            high_24h=_dec(d["high24h"]),
+            low_24h=_dec(d["low24h"]),
+            volume_24h=_dec(d["vol24h"]),
+            quote_volume_24h=_dec(d["volCcy24h"]),
+        )
+        for received, d in _okx_pushes("tickers")
+    ]
 
 
 def upbit_symbol(code: str) -> str:

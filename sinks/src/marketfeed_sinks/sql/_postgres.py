@@ -118,8 +118,6 @@ class PostgresWriter(Writer):
                 "PostgreSQL needs psycopg 3: pip install 'marketfeed-sinks[postgresql]'",
             )
         super().__init__(*args, **kwargs)
-        self._raw: Any = None
-        self._con: Any = None
         self._partitions: set[tuple[str, int, int]] = set()
         self._optimistic: dict[str, bool] = {}
         specs = self.specs.values()
@@ -134,30 +132,11 @@ class PostgresWriter(Writer):
 
     # ------------------------------------------------------------------ connection
 
-    def _connect(self) -> None:
-        raw = self.engine.raw_connection()
-        try:
-            con: Any = raw.driver_connection
-            con.autocommit = True  # transactions are explicit: con.transaction()
-            self._load_partitions(con)
-            self._create_stages(con)
-        except BaseException:
-            raw.invalidate()
-            raise
-        self._raw, self._con = raw, con
-
-    def _disconnect(self) -> None:
-        raw, self._raw, self._con = self._raw, None, None
-        if raw is not None:
-            try:
-                raw.invalidate()
-            except Exception:
-                pass
-
-    def _ensure_connected(self) -> None:
-        if self._con is None or self._con.closed:
-            self._disconnect()
-            self._connect()
+    def _setup(self, con: Any) -> Any:
+        con.autocommit = True  # transactions are explicit: con.transaction()
+        self._load_partitions(con)
+        self._create_stages(con)
+        return con
 
     def _load_partitions(self, con: Any) -> None:
         self._partitions.clear()

@@ -50,32 +50,16 @@ class SqliteWriter(Writer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._raw: Any = None
-        self._con: sqlite3.Connection | None = None
         self._sql = {k: insert_values_sql(s, "sqlite", "?") for k, s in self.specs.items()}
         self._convert = {s.name: sqlite_converter(s.kinds) for s in self.specs.values()}
         self._savepoints = 0
 
-    def _connect(self) -> None:
-        raw = self.engine.raw_connection()
-        con: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
+    def _setup(self, con: sqlite3.Connection) -> sqlite3.Connection:
         con.isolation_level = None  # we issue BEGIN/COMMIT ourselves
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
         con.execute(f"PRAGMA busy_timeout={max(0, round(self.options.busy_timeout * 1000))}")
-        self._raw, self._con = raw, con
-
-    def _disconnect(self) -> None:
-        raw, self._raw, self._con = self._raw, None, None
-        if raw is not None:
-            try:
-                raw.invalidate()
-            except Exception:
-                pass
-
-    def _ensure_connected(self) -> None:
-        if self._con is None:
-            self._connect()
+        return con
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -124,6 +124,8 @@ class Writer(ABC):
         self._book_last: dict[tuple[str, str], _dt.datetime] = {}
         self._book_interval = _dt.timedelta(seconds=max(0.0, options.book_interval))
         self.schema_version = 0
+        self._raw: Any = None  # SQLAlchemy pool proxy, invalidated on disconnect
+        self._con: Any = None  # the driver connection (sqlite3 / psycopg)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -284,19 +286,36 @@ class Writer(ABC):
                 letter.payload[:500],
             )
 
+    # ------------------------------------------------------------------ connection
+
+    def _connect(self) -> None:
+        raw = self.engine.raw_connection()
+        try:
+            con = self._setup(raw.driver_connection)
+        except BaseException:
+            raw.invalidate()
+            raise
+        self._raw, self._con = raw, con
+
+    def _disconnect(self) -> None:
+        """Drop the connection, ignoring errors; the next call reconnects."""
+        raw, self._raw, self._con = self._raw, None, None
+        if raw is not None:
+            try:
+                raw.invalidate()
+            except Exception:
+                pass
+
+    def _ensure_connected(self) -> None:
+        if self._con is None or getattr(self._con, "closed", False):
+            self._disconnect()
+            self._connect()
+
     # ------------------------------------------------------------------ backend hooks
 
     @abstractmethod
-    def _connect(self) -> None:
-        """Open the connection (and per-connection state)."""
-
-    @abstractmethod
-    def _disconnect(self) -> None:
-        """Drop the connection, ignoring errors; the next call reconnects."""
-
-    @abstractmethod
-    def _ensure_connected(self) -> None:
-        """Reconnect when the connection was dropped."""
+    def _setup(self, con: Any) -> Any:
+        """Configure a fresh driver connection (and per-connection state); return it."""
 
     def _prepare(self, groups: dict[str, list[Any]]) -> None:
         """Work before the batch transaction (PostgreSQL: create partitions)."""
