@@ -11,7 +11,8 @@ order. Per frame kind (trade, ticker, book update, book snapshot) and for the wh
   replaced by one serving the recorded bodies).
 
 Each figure is the median over ``--repeat`` passes of the mean time per frame (a fresh
-normaliser/feed per pass, frames timed one by one with ``perf_counter_ns``). Install
+normaliser/feed per pass, frames timed one by one with ``perf_counter_ns``; the four
+variants alternate pass by pass, so load on a shared machine affects them alike). Install
 cryptofeed in the venv to compare (``pip install cryptofeed``; not a dependency).
 
 Run: ``python bench/okx/bench_okx.py [--repeat 30]``
@@ -70,7 +71,7 @@ def _kind(frame: str) -> str:
     return "book update"
 
 
-def _pass(handle: Callable[[str, Any], None], frames: list[tuple[Any, str]]) -> dict[str, float]:
+def _pass(handle: Callable[[str, Any], object], frames: list[tuple[Any, str]]) -> dict[str, float]:
     total: dict[str, int] = defaultdict(int)
     count: dict[str, int] = defaultdict(int)
     clock = time.perf_counter_ns
@@ -90,22 +91,22 @@ def _median(passes: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(p[k] for p in passes) for k in passes[0]}
 
 
-def bench_ours(frames: list[tuple[float, str]], checksum: bool, repeat: int) -> dict[str, float]:
-    timed = [(dt.datetime.fromtimestamp(t, dt.UTC), f) for t, f in frames]
-    passes = []
-    for _ in range(repeat):
-        normaliser = OkxNormaliser("okx", checksum=checksum)
-        passes.append(_pass(normaliser, timed))
-    return _median(passes)
+def ours(checksum: bool) -> Callable[[list[tuple[Any, str]]], dict[str, float]]:
+    """One pass of marketfeed-okx over the frames (fresh normaliser)."""
+
+    def one_pass(frames: list[tuple[Any, str]]) -> dict[str, float]:
+        return _pass(OkxNormaliser("okx", checksum=checksum).function(), frames)
+
+    return one_pass
 
 
-def bench_cryptofeed(
-    frames: list[tuple[float, str]], http: Path, checksum: bool, repeat: int
-) -> dict[str, float] | str:
+def cryptofeed(
+    http: Path, insts: list[str], checksum: bool
+) -> Callable[[list[tuple[Any, str]]], dict[str, float]] | str:
+    """One pass of cryptofeed's OKX feed over the frames, or why it cannot run."""
     try:
         from cryptofeed.defines import L2_BOOK, TICKER, TRADES
         from cryptofeed.exchanges import OKX
-        from cryptofeed.symbols import Symbols
         from yapic import json as yjson
     except ImportError as exc:
         return f"cryptofeed not installed ({exc}); pip install cryptofeed"
@@ -116,52 +117,97 @@ def bench_cryptofeed(
         url = urlsplit(rec["url"])
         bodies[f"{url.path}?{url.query}"] = rec["body"]
 
-    def read(
-        address: str,
-        params: Any = None,
-        headers: Any = None,
-        json: bool = False,
-        text: bool = True,
-        uuid: Any = None,
-    ) -> Any:
+    def read(address: str, *args: Any, json: bool = False, **kwargs: Any) -> Any:
         url = urlsplit(address)
         body = bodies[f"{url.path}?{url.query}"]
         return yjson.loads(body, parse_float=Decimal) if json else body
 
     OKX.http_sync.read = read  # no network: serve the recorded instruments responses
-    Symbols.data.pop(OKX.id, None) if hasattr(Symbols, "data") else None
     std = {v: k for k, v in OKX.symbol_mapping(refresh=True).items()}
-    insts = sorted({json.loads(f)["arg"]["instId"] for _, f in frames if f.startswith('{"arg"')})
+    symbols = [std[i] for i in insts]
 
     async def noop(*args: Any, **kwargs: Any) -> None:
         return None
 
-    async def run() -> list[dict[str, float]]:
-        passes = []
-        for _ in range(repeat):
-            feed = OKX(
-                symbols=[std[i] for i in insts],
-                channels=[TRADES, TICKER, L2_BOOK],
-                callbacks={TRADES: noop, TICKER: noop, L2_BOOK: noop},
-                checksum_validation=checksum,
-            )
-            total: dict[str, int] = defaultdict(int)
-            count: dict[str, int] = defaultdict(int)
-            clock = time.perf_counter_ns
-            handler = feed.message_handler
-            for ts, frame in frames:
-                kind = _kind(frame)
-                t0 = clock()
-                await handler(frame, None, ts)
-                elapsed = clock() - t0
-                total[kind] += elapsed
-                count[kind] += 1
-                total["all frames"] += elapsed
-                count["all frames"] += 1
-            passes.append({k: total[k] / count[k] / 1000 for k in total})
-        return passes
+    async def run(frames: list[tuple[Any, str]]) -> dict[str, float]:
+        feed = OKX(
+            symbols=symbols,
+            channels=[TRADES, TICKER, L2_BOOK],
+            callbacks={TRADES: noop, TICKER: noop, L2_BOOK: noop},
+            checksum_validation=checksum,
+        )
+        total: dict[str, int] = defaultdict(int)
+        count: dict[str, int] = defaultdict(int)
+        clock = time.perf_counter_ns
+        handler = feed.message_handler
+        for ts, frame in frames:
+            kind = _kind(frame)
+            t0 = clock()
+            await handler(frame, None, ts)
+            elapsed = clock() - t0
+            total[kind] += elapsed
+            count[kind] += 1
+            total["all frames"] += elapsed
+            count["all frames"] += 1
+        return {k: total[k] / count[k] / 1000 for k in total}
 
-    return _median(asyncio.run(run()))
+    return lambda frames: asyncio.run(run(frames))
+
+
+def loop_table(raw: list[tuple[float, str]], http: Path, insts: list[str], repeat: int) -> None:
+    """Trades and tickers alone, in a tight loop (no per-frame timer, no book work in
+    between): the cost of the normalisation itself, best of ``repeat`` loops."""
+    timed = [(dt.datetime.fromtimestamp(t, dt.UTC), f) for t, f in raw]
+    print("| frames (tight loop) | marketfeed-okx | cryptofeed | speed-up |")
+    print("|---|---:|---:|---:|")
+    for kind in ("trade", "ticker"):
+        ours_frames = [x for x in timed if _kind(x[1]) == kind]
+        cf_frames = [x for x in raw if _kind(x[1]) == kind]
+        normaliser = OkxNormaliser("okx").function()
+        best_ours = best_cf = float("inf")
+        cf_loop = _cryptofeed_loop(http, insts, cf_frames)
+        for _ in range(repeat):
+            t0 = time.perf_counter_ns()
+            for ts, frame in ours_frames:
+                normaliser(frame, ts)
+            best_ours = min(best_ours, (time.perf_counter_ns() - t0) / len(ours_frames) / 1000)
+            if cf_loop is not None:
+                best_cf = min(best_cf, cf_loop() / len(cf_frames) / 1000)
+        cf = None if cf_loop is None else best_cf
+        ratio = f"{cf / best_ours:.1f}x" if cf else "-"
+        print(f"| {kind} | {_fmt(best_ours)} | {_fmt(cf)} | {ratio} |")
+    print()
+
+
+def _cryptofeed_loop(
+    http: Path, insts: list[str], frames: list[tuple[float, str]]
+) -> Callable[[], int] | None:
+    runner = cryptofeed(http, insts, True)
+    if isinstance(runner, str):
+        return None
+    from cryptofeed.defines import L2_BOOK, TICKER, TRADES
+    from cryptofeed.exchanges import OKX
+
+    std = {v: k for k, v in OKX.symbol_mapping().items()}
+
+    async def noop(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    feed = OKX(
+        symbols=[std[i] for i in insts],
+        channels=[TRADES, TICKER, L2_BOOK],
+        callbacks={TRADES: noop, TICKER: noop, L2_BOOK: noop},
+        checksum_validation=True,
+    )
+
+    async def run() -> int:
+        handler = feed.message_handler
+        t0 = time.perf_counter_ns()
+        for ts, frame in frames:
+            await handler(frame, None, ts)
+        return time.perf_counter_ns() - t0
+
+    return lambda: asyncio.run(run())
 
 
 def _fmt(x: float | None) -> str:
@@ -174,15 +220,31 @@ def main() -> None:
     args = parser.parse_args()
     print(f"# marketfeed-okx vs cryptofeed, µs per frame (median of {args.repeat} passes)\n")
     for name, (ws, http) in SESSIONS.items():
-        frames = _frames(ws)
-        counts = defaultdict(int)
-        for _, f in frames:
+        raw = _frames(ws)
+        ours_frames = [(dt.datetime.fromtimestamp(t, dt.UTC), f) for t, f in raw]
+        counts: dict[str, int] = defaultdict(int)
+        for _, f in raw:
             counts[_kind(f)] += 1
-        counts["all frames"] = len(frames)
-        ours_on = bench_ours(frames, True, args.repeat)
-        ours_off = bench_ours(frames, False, args.repeat)
-        cf_on = bench_cryptofeed(frames, http, True, args.repeat)
-        cf_off = bench_cryptofeed(frames, http, False, args.repeat)
+        counts["all frames"] = len(raw)
+        insts = sorted({json.loads(f)["arg"]["instId"] for _, f in raw if f.startswith('{"arg"')})
+        Runner = Callable[[list[tuple[Any, str]]], dict[str, float]]
+        runners: dict[str, tuple[Runner, list[tuple[Any, str]]]] = {
+            "ours on": (ours(True), ours_frames),
+            "ours off": (ours(False), ours_frames),
+        }
+        missing = None
+        for label, ck in (("cf on", True), ("cf off", False)):
+            runner = cryptofeed(http, insts, ck)
+            if isinstance(runner, str):
+                missing = runner
+            else:
+                runners[label] = (runner, list(raw))
+        # Alternate the variants pass by pass so that load on the machine hits all alike.
+        passes: dict[str, list[dict[str, float]]] = defaultdict(list)
+        for _ in range(args.repeat):
+            for label, (run, frames) in runners.items():
+                passes[label].append(run(frames))
+        result = {label: _median(p) for label, p in passes.items()}
         print(f"## {name} ({ws.name})\n")
         print(
             "| frames | n | marketfeed-okx checksum on | off | cryptofeed checksum on | off "
@@ -190,21 +252,20 @@ def main() -> None:
         )
         print("|---|---:|---:|---:|---:|---:|---:|")
         for kind in KINDS:
-            if kind not in ours_on:
+            if kind not in result["ours on"]:
                 continue
-            on, off = ours_on[kind], ours_off[kind]
-            if isinstance(cf_on, str) or isinstance(cf_off, str):
-                cfo = cff = None
-            else:
-                cfo, cff = cf_on.get(kind), cf_off.get(kind)
+            on, off = result["ours on"][kind], result["ours off"][kind]
+            cfo = result["cf on"].get(kind) if "cf on" in result else None
+            cff = result["cf off"].get(kind) if "cf off" in result else None
             ratio = f"{cfo / on:.1f}x" if cfo else "-"
             print(
                 f"| {kind} | {counts[kind]} | {_fmt(on)} | {_fmt(off)} | {_fmt(cfo)} "
                 f"| {_fmt(cff)} | {ratio} |"
             )
-        if isinstance(cf_on, str):
-            print(f"\ncryptofeed: {cf_on}")
+        if missing:
+            print(f"\ncryptofeed: {missing}")
         print()
+        loop_table(raw, http, insts, args.repeat)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from marketfeed import (
     Frame,
     Heartbeat,
     Job,
+    Normaliser,
     Registry,
     SubscribeAction,
     Subscription,
@@ -221,13 +222,15 @@ def subscribe(
 
 
 @hookimpl
-def normalise(venue: str, plan: ConnectionPlan, context: VenueContext) -> OkxNormaliser | None:
-    """A fresh :class:`OkxNormaliser` for the connection (its books start empty)."""
+def normalise(venue: str, plan: ConnectionPlan, context: VenueContext) -> Normaliser | None:
+    """A fresh :class:`OkxNormaliser` for the connection (its books start empty), as a
+    plain function (:meth:`OkxNormaliser.function`)."""
     if venue != VENUE:
         return None
-    return OkxNormaliser(
+    normaliser = OkxNormaliser(
         venue, plan.subscriptions, checksum=_config(context).checksum, log=context.log
     )
+    return normaliser.function()
 
 
 @hookimpl
