@@ -1,7 +1,9 @@
 """The plugin's hooks: registration, plans, request frames, config and symbols."""
 
 import json
+from contextlib import asynccontextmanager
 
+import anyio
 import pytest
 from marketfeed import (
     ConfigError,
@@ -192,3 +194,40 @@ def test_symbols() -> None:
             split_market(bad)
     with pytest.raises(ValueError):
         to_native("BTCKRW")
+
+
+@pytest.mark.anyio
+async def test_connect_limits_connects_and_messages_per_connection() -> None:
+    sent: list[str] = []
+
+    class FakeConnection:
+        async def send(self, frame):
+            sent.append(frame)
+
+        async def receive(self):
+            return b'{"status":"UP"}'
+
+        async def aclose(self, code=1000, reason=""):
+            pass
+
+    class FakeTransport:
+        name = "fake"
+
+        @asynccontextmanager
+        async def connect(self, url, *, headers=None):
+            yield FakeConnection()
+
+    ctx = _ctx(ws_message_rate=4)
+    ctx.transport = FakeTransport()
+    plan = PluginManager().hook.plan(
+        venue="upbit", subscriptions=_subs(("trade", "KRW-BTC")), context=ctx
+    )[0]
+    t0 = anyio.current_time()
+    with anyio.fail_after(10):
+        async with PluginManager().hook.connect(venue="upbit", plan=plan, context=ctx) as conn:
+            assert await conn.receive() == b'{"status":"UP"}'
+            for i in range(8):
+                await conn.send(f"PING{i}")
+    assert anyio.current_time() - t0 >= 0.95  # 4 at once, then one per 0.25 s
+    assert sent == [f"PING{i}" for i in range(8)]
+    assert "upbit:ws:connect" in ctx.limiters

@@ -43,6 +43,13 @@ def _expected() -> tuple[set[tuple[str, int]], set[tuple[str, int]], list[str]]:
     return trades, first, markets
 
 
+def _replay_with_a_drop(server: ReplayServer) -> None:
+    """Serve the capture; the first connection drops after DROP_AFTER frames and the next
+    one replays from the start, so the first segment arrives twice."""
+    faults = Faults(drop_after=DROP_AFTER)
+    server.add_ws(PATH, read_capture(CAPTURE_2021), faults=faults, on_reconnect="restart")
+
+
 def _context(server: ReplayServer) -> VenueContext:
     return VenueContext(
         venue="upbit",
@@ -66,12 +73,7 @@ async def test_reconnect_replays_a_segment_twice_and_no_trade_is_duplicated() ->
         for m in markets
     ]
     async with ReplayServer() as server:
-        server.add_ws(
-            PATH,
-            read_capture(CAPTURE_2021),
-            faults=Faults(drop_after=DROP_AFTER),
-            on_reconnect="restart",
-        )
+        _replay_with_a_drop(server)
         ctx = _context(server)
         (plan,) = hook.plan(venue="upbit", subscriptions=subs, context=ctx)
         trades: Counter[tuple[str, str]] = Counter()
@@ -121,12 +123,7 @@ async def test_through_the_supervisor_into_the_memory_sink_without_duplicates() 
     store = "upbit-replay"
     MemorySink.clear(store)
     async with ReplayServer() as server:
-        server.add_ws(
-            PATH,
-            read_capture(CAPTURE_2021),
-            faults=Faults(drop_after=DROP_AFTER),
-            on_reconnect="restart",
-        )
+        _replay_with_a_drop(server)
         config = parse_config(
             {
                 "supervisor": {

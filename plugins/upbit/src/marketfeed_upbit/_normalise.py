@@ -32,7 +32,6 @@ from typing import Any
 import msgspec
 from marketfeed import (
     BookSnapshot,
-    Candle,
     ConnectionPlan,
     Event,
     Frame,
@@ -42,7 +41,7 @@ from marketfeed import (
 )
 
 from ._symbols import split_market
-from ._timeframes import TIMEFRAMES, Timeframe
+from ._timeframes import TIMEFRAMES, Timeframe, candle_event
 from ._wire import (
     DEFAULT_DECODER,
     DEFAULT_KINDS,
@@ -85,12 +84,16 @@ class TradeDedup:
         self.window = window
         self._markets: dict[str, tuple[set[int], deque[int]]] = {}
 
-    def is_new(self, market: str, sid: int) -> bool:
-        """``True`` the first time ``(market, sid)`` is offered (within the window)."""
+    def market(self, market: str) -> tuple[set[int], deque[int]]:
+        """The ``(ids, fifo)`` pair of ``market`` (created empty), for inlined checks."""
         entry = self._markets.get(market)
         if entry is None:
             entry = self._markets[market] = (set(), deque())
-        seen, order = entry
+        return entry
+
+    def is_new(self, market: str, sid: int) -> bool:
+        """``True`` the first time ``(market, sid)`` is offered (within the window)."""
+        seen, order = self.market(market)
         if sid in seen:
             return False
         seen.add(sid)
@@ -146,7 +149,7 @@ class UnitCache(dict[bytes, _Unit]):
     ) -> None:
         super().__init__()
         self.numbers = DecimalCache()
-        self._decoder = msgspec.json.Decoder(unit_type, float_hook=self.numbers.__getitem__)
+        self._decode = msgspec.json.Decoder(unit_type, float_hook=self.numbers.__getitem__).decode
         self.list_decoder = list_decoder
         self._capacity = capacity
         self._old: dict[bytes, _Unit] = {}
@@ -155,7 +158,7 @@ class UnitCache(dict[bytes, _Unit]):
     def __missing__(self, key: bytes) -> _Unit:
         value = self._old.get(key)
         if value is None:
-            value = unit_levels(self._decoder.decode(b"{" + key + b"}"))
+            value = unit_levels(self._decode(b"{" + key + b"}"))
             if value[0] is None or value[1] is None:
                 self.empty_keys.add(key)
         if len(self) >= self._capacity:
@@ -211,12 +214,14 @@ def unit_levels(u: Any) -> _Unit:
     Raises:
         ValueError: a price or size is not a number.
     """
-    ap, asz, bp, bsz = (
-        _number(u.ask_price),
-        _number(u.ask_size),
-        _number(u.bid_price),
-        _number(u.bid_size),
-    )
+    ap, asz, bp, bsz = u.ask_price, u.ask_size, u.bid_price, u.bid_size
+    if not (
+        ap.__class__ is Decimal
+        and asz.__class__ is Decimal
+        and bp.__class__ is Decimal
+        and bsz.__class__ is Decimal
+    ):
+        ap, asz, bp, bsz = map(_number, (ap, asz, bp, bsz))
     return ((ap, asz) if ap and asz else None), ((bp, bsz) if bp and bsz else None)
 
 
@@ -258,12 +263,10 @@ class UpbitNormaliser:
         self.plan = plan
         self.venue = venue
         self.session = session if session is not None else UpbitSession()
-        self._dedup = self.session.dedup.is_new
-        handlers: dict[type[Any], Callable[[Any, _dt.datetime], Sequence[Event]]] = {}
-        for cls, kind in KINDS.items():
-            default = cls in DEFAULT_KINDS
-            handlers[cls] = self._handler(kind, default)
-        self._handlers = handlers
+        self._pending: list[Event] = []  # "active" statuses of markets seen for the first time
+        self._handlers: dict[type[Any], _Handler] = {
+            cls: self._handler(kind, cls in DEFAULT_KINDS) for cls, kind in KINDS.items()
+        }
 
     # -- dispatch ------------------------------------------------------------------------
 
@@ -275,7 +278,13 @@ class UpbitNormaliser:
             msg = DEFAULT_DECODER.decode(frame)
         else:
             return self._other(frame, receive_time)
-        return self._handlers[msg.__class__](msg, receive_time)
+        events = self._handlers[msg.__class__](msg, receive_time)
+        return self._flush(events) if self._pending else events
+
+    def _flush(self, events: Sequence[Event]) -> list[Event]:
+        out = [*self._pending, *events]
+        self._pending.clear()
+        return out
 
     def _other(self, frame: Frame, receive_time: _dt.datetime) -> Sequence[Event]:
         other = OTHER_DECODER.decode(frame)
@@ -290,7 +299,7 @@ class UpbitNormaliser:
         else:
             text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
             raise ValueError(f"unrecognised Upbit frame: {text[:200]!r}")
-        return self._handlers[msg.__class__](msg, receive_time)
+        return self._flush(self._handlers[msg.__class__](msg, receive_time))
 
     def _failed(
         self, name: str | None, message: str | None, receive_time: _dt.datetime
@@ -310,18 +319,27 @@ class UpbitNormaliser:
 
     # -- per type ------------------------------------------------------------------------
 
-    def _handler(self, kind: str, default: bool) -> Callable[[Any, _dt.datetime], Sequence[Event]]:
+    def _handler(self, kind: str, default: bool) -> _Handler:
+        """The handler of one frame class. Each keeps its own ``markets`` map (Upbit code
+        -> ``(symbol, native code)``); a code's first frame resolves it and queues the
+        ``active`` status of that (type, market)."""
         markets: dict[str, tuple[str, str]] = {}
-        venue = self.venue
+        venue, pending = self.venue, self._pending
 
-        def market(code: str, receive_time: _dt.datetime) -> tuple[tuple[str, str], Event]:
+        def market(code: str, receive_time: _dt.datetime) -> tuple[str, str]:
             base, quote = split_market(code)
             native = f"{quote}-{base}"
             markets[code] = entry = (f"{base}-{quote}", native)
-            status = SubscriptionStatus(
-                venue=venue, channel=kind, native_symbol=native, state="active", time=receive_time
+            pending.append(
+                SubscriptionStatus(
+                    venue=venue,
+                    channel=kind,
+                    native_symbol=native,
+                    state="active",
+                    time=receive_time,
+                )
             )
-            return entry, status
+            return entry
 
         if kind == "trade":
             return self._trade_handler(markets, market)
@@ -331,131 +349,110 @@ class UpbitNormaliser:
             return self._ticker_handler(markets, market)
         return self._candle_handler(markets, market, TIMEFRAMES[kind])
 
-    def _trade_handler(
-        self, markets: dict[str, tuple[str, str]], market: _MarketFn
-    ) -> Callable[[Any, _dt.datetime], Sequence[Event]]:
+    def _trade_handler(self, markets: _Markets, market: _MarketFn) -> _Handler:
         venue = self.venue
-        is_new = self._dedup
+        dedup = self.session.dedup
+        window = dedup.window
+        ids: dict[str, tuple[set[int], deque[int]]] = {}
+        last_ms, last_time = -1, _dt.datetime.min
 
         def trade(m: Any, receive_time: _dt.datetime) -> Sequence[Event]:
+            nonlocal last_ms, last_time
             code = m.code
             sym = markets.get(code)
-            status = None
             if sym is None:
-                sym, status = market(code, receive_time)
+                sym = market(code, receive_time)
+                ids[code] = dedup.market(sym[1])
             sid = m.sequential_id
-            if not is_new(sym[1], sid):
-                return _NO_EVENTS if status is None else [status]
+            seen, order = ids[code]
+            if sid in seen:  # a repeat: snapshot after a reconnect, a replayed segment
+                return _NO_EVENTS
+            seen.add(sid)
+            order.append(sid)
+            if len(order) > window:
+                seen.discard(order.popleft())
+            ms = m.trade_timestamp
+            if ms != last_ms:  # consecutive trades often share their (whole-second) time
+                last_ms, last_time = ms, _fromtimestamp(ms / 1000, _UTC)
             ab = m.ask_bid
-            event = Trade(
-                venue=venue,
-                symbol=sym[0],
-                native_symbol=sym[1],
-                event_time=_fromtimestamp(m.trade_timestamp / 1000, _UTC),
-                receive_time=receive_time,
-                trade_id=str(sid),
-                price=m.trade_price,
-                size=m.trade_volume,
-                side="buy" if ab == "BID" else "sell" if ab == "ASK" else None,
-                sequence=sid,
-            )
-            return [event] if status is None else [status, event]
+            return [
+                Trade(
+                    venue=venue,
+                    symbol=sym[0],
+                    native_symbol=sym[1],
+                    event_time=last_time,
+                    receive_time=receive_time,
+                    trade_id=str(sid),
+                    price=m.trade_price,
+                    size=m.trade_volume,
+                    side="buy" if ab == "BID" else "sell" if ab == "ASK" else None,
+                    sequence=sid,
+                )
+            ]
 
         return trade
 
-    def _book_handler(
-        self, markets: dict[str, tuple[str, str]], market: _MarketFn, units: UnitCache
-    ) -> Callable[[Any, _dt.datetime], Sequence[Event]]:
+    def _book_handler(self, markets: _Markets, market: _MarketFn, units: UnitCache) -> _Handler:
         venue = self.venue
         levels = units.levels
 
         def orderbook(m: Any, receive_time: _dt.datetime) -> Sequence[Event]:
-            code = m.code
-            sym = markets.get(code)
-            status = None
-            if sym is None:
-                sym, status = market(code, receive_time)
+            sym = markets.get(m.code) or market(m.code, receive_time)
             asks, bids = levels(m.units)
             if asks and bids and bids[0][0] >= asks[0][0]:
                 raise ValueError(
-                    f"crossed Upbit book {code}: best bid {bids[0][0]} >= best ask {asks[0][0]}"
+                    f"crossed Upbit book {m.code}: best bid {bids[0][0]} >= best ask {asks[0][0]}"
                 )
-            event = BookSnapshot(
-                venue=venue,
-                symbol=sym[0],
-                native_symbol=sym[1],
-                event_time=_fromtimestamp(m.timestamp / 1000, _UTC),
-                receive_time=receive_time,
-                bids=bids,
-                asks=asks,
-                depth=max(len(asks), len(bids)),
-                total_bid_size=m.total_bid_size,
-                total_ask_size=m.total_ask_size,
-            )
-            return [event] if status is None else [status, event]
+            return [
+                BookSnapshot(
+                    venue=venue,
+                    symbol=sym[0],
+                    native_symbol=sym[1],
+                    event_time=_fromtimestamp(m.timestamp / 1000, _UTC),
+                    receive_time=receive_time,
+                    bids=bids,
+                    asks=asks,
+                    depth=max(len(asks), len(bids)),
+                    total_bid_size=m.total_bid_size,
+                    total_ask_size=m.total_ask_size,
+                )
+            ]
 
         return orderbook
 
-    def _ticker_handler(
-        self, markets: dict[str, tuple[str, str]], market: _MarketFn
-    ) -> Callable[[Any, _dt.datetime], Sequence[Event]]:
+    def _ticker_handler(self, markets: _Markets, market: _MarketFn) -> _Handler:
         venue = self.venue
 
         def ticker(m: Any, receive_time: _dt.datetime) -> Sequence[Event]:
-            code = m.code
-            sym = markets.get(code)
-            status = None
-            if sym is None:
-                sym, status = market(code, receive_time)
-            event = Ticker(
-                venue=venue,
-                symbol=sym[0],
-                native_symbol=sym[1],
-                event_time=_utc_ms(m.timestamp),
-                receive_time=receive_time,
-                last=m.trade_price,
-                last_size=m.trade_volume,
-                volume_24h=m.acc_trade_volume_24h,
-                quote_volume_24h=m.acc_trade_price_24h,
-            )
-            return [event] if status is None else [status, event]
+            sym = markets.get(m.code) or market(m.code, receive_time)
+            return [
+                Ticker(
+                    venue=venue,
+                    symbol=sym[0],
+                    native_symbol=sym[1],
+                    event_time=_fromtimestamp(m.timestamp / 1000, _UTC),
+                    receive_time=receive_time,
+                    last=m.trade_price,
+                    last_size=m.trade_volume,
+                    volume_24h=m.acc_trade_volume_24h,
+                    quote_volume_24h=m.acc_trade_price_24h,
+                )
+            ]
 
         return ticker
 
-    def _candle_handler(
-        self, markets: dict[str, tuple[str, str]], market: _MarketFn, tf: Timeframe
-    ) -> Callable[[Any, _dt.datetime], Sequence[Event]]:
+    def _candle_handler(self, markets: _Markets, market: _MarketFn, tf: Timeframe) -> _Handler:
         venue = self.venue
-        timeframe = tf.timeframe
-        length_ms = (tf.seconds or 0) * 1000
 
         def candle(m: Any, receive_time: _dt.datetime) -> Sequence[Event]:
-            code = m.code
-            sym = markets.get(code)
-            status = None
-            if sym is None:
-                sym, status = market(code, receive_time)
-            open_time = m.open_time.replace(tzinfo=_UTC)
-            end_ms = int(open_time.timestamp() * 1000) + length_ms
-            event = Candle(
-                venue=venue,
-                symbol=sym[0],
-                native_symbol=sym[1],
-                event_time=_utc_ms(m.timestamp),
-                receive_time=receive_time,
-                timeframe=timeframe,
-                open_time=open_time,
-                open=m.open,
-                high=m.high,
-                low=m.low,
-                close=m.close,
-                volume=m.volume,
-                quote_volume=m.quote_volume,
-                closed=m.timestamp >= end_ms,
-            )
-            return [event] if status is None else [status, event]
+            sym = markets.get(m.code) or market(m.code, receive_time)
+            # Upbit's `timestamp` on a streamed candle is the time it was sent: the candle
+            # is final once that is past the end of its period.
+            return [candle_event(venue, sym, tf, m, receive_time, closed_by=None)]
 
         return candle
 
 
-_MarketFn = Callable[[str, _dt.datetime], tuple[tuple[str, str], Event]]
+_Handler = Callable[[Any, _dt.datetime], Sequence[Event]]
+_Markets = dict[str, tuple[str, str]]
+_MarketFn = Callable[[str, _dt.datetime], tuple[str, str]]

@@ -33,7 +33,7 @@ from marketfeed import Candle, Instrument, VenueContext, VenueError
 
 from ._config import UpbitConfig
 from ._symbols import split_market
-from ._timeframes import Timeframe, period_end
+from ._timeframes import Timeframe, candle_event
 
 __all__ = ["RemainingReq", "UpbitRest", "parse_remaining_req"]
 
@@ -74,14 +74,14 @@ class _Retryable(Exception):
 
 class _RestCandle(msgspec.Struct, kw_only=True):
     market: str
-    candle_date_time_utc: _dt.datetime
-    opening_price: Decimal
-    high_price: Decimal
-    low_price: Decimal
-    trade_price: Decimal
+    open_time: _dt.datetime = msgspec.field(name="candle_date_time_utc")
+    open: Decimal = msgspec.field(name="opening_price")
+    high: Decimal = msgspec.field(name="high_price")
+    low: Decimal = msgspec.field(name="low_price")
+    close: Decimal = msgspec.field(name="trade_price")
     timestamp: int
-    candle_acc_trade_price: Decimal | None = None
-    candle_acc_trade_volume: Decimal
+    quote_volume: Decimal | None = msgspec.field(name="candle_acc_trade_price", default=None)
+    volume: Decimal = msgspec.field(name="candle_acc_trade_volume")
 
 
 class _MarketEvent(msgspec.Struct, kw_only=True):
@@ -263,25 +263,8 @@ def candles_from_body(body: bytes, tf: Timeframe, receive_time: _dt.datetime) ->
     out = []
     for row in _candles.decode(body):
         base, quote = split_market(row.market)
-        open_time = row.candle_date_time_utc.replace(tzinfo=_UTC)
-        out.append(
-            Candle(
-                venue=VENUE,
-                symbol=f"{base}-{quote}",
-                native_symbol=row.market,
-                event_time=_dt.datetime.fromtimestamp(row.timestamp / 1000, _UTC),
-                receive_time=receive_time,
-                timeframe=tf.timeframe,
-                open_time=open_time,
-                open=row.opening_price,
-                high=row.high_price,
-                low=row.low_price,
-                close=row.trade_price,
-                volume=row.candle_acc_trade_volume,
-                quote_volume=row.candle_acc_trade_price,
-                closed=period_end(tf, open_time) <= receive_time,
-            )
-        )
+        sym = (f"{base}-{quote}", row.market)
+        out.append(candle_event(VENUE, sym, tf, row, receive_time, closed_by=receive_time))
     return out
 
 

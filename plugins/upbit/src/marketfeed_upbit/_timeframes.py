@@ -10,10 +10,12 @@ Sources: Upbit Open API reference, "캔들 (Candle)" (WebSocket types ``candle.1
 from __future__ import annotations
 
 import datetime as _dt
+from typing import Any
 
 import msgspec
+from marketfeed import Candle
 
-__all__ = ["TIMEFRAMES", "Timeframe", "period_end"]
+__all__ = ["TIMEFRAMES", "Timeframe", "candle_event", "period_end"]
 
 
 class Timeframe(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,3 +97,40 @@ def period_end(tf: Timeframe, open_time: _dt.datetime) -> _dt.datetime:
         return open_time + _dt.timedelta(seconds=tf.seconds)
     year, month = divmod(open_time.month, 12)
     return open_time.replace(year=open_time.year + year, month=month + 1)
+
+
+def candle_event(
+    venue: str,
+    sym: tuple[str, str],
+    tf: Timeframe,
+    row: Any,
+    receive_time: _dt.datetime,
+    closed_by: _dt.datetime | None,
+) -> Candle:
+    """A :class:`~marketfeed.Candle` from a decoded Upbit candle (WebSocket frame or REST
+    row: attributes ``open_time`` (naive UTC), ``open``, ``high``, ``low``, ``close``,
+    ``volume``, ``quote_volume`` and ``timestamp`` in ms).
+
+    Args:
+        sym: ``(symbol, native code)``.
+        closed_by: The candle is ``closed`` when its period ended at or before this time;
+            ``None`` uses the candle's own ``timestamp`` (a streamed frame's send time).
+    """
+    open_time = row.open_time.replace(tzinfo=_dt.UTC)
+    event_time = _dt.datetime.fromtimestamp(row.timestamp / 1000, _dt.UTC)
+    return Candle(
+        venue=venue,
+        symbol=sym[0],
+        native_symbol=sym[1],
+        event_time=event_time,
+        receive_time=receive_time,
+        timeframe=tf.timeframe,
+        open_time=open_time,
+        open=row.open,
+        high=row.high,
+        low=row.low,
+        close=row.close,
+        volume=row.volume,
+        quote_volume=row.quote_volume,
+        closed=period_end(tf, open_time) <= (closed_by or event_time),
+    )
