@@ -225,4 +225,4 @@ async def test_backfill_yields_candles_of_candle_subscriptions_only() -> None:
     got = [c for b in batches for c in b]
     assert [c.open_time.hour for c in got] == [18, 17]
     assert all(isinstance(c, Candle) and c.symbol == "BTC-USDT" for c in got)
-    assert progress.log == ["start okx candles backfill 1", "advance 1", "close"]
+    assert progress.log == ["start okx candles backfill 2", "advance 2", "close"]

@@ -8,6 +8,7 @@ from typing import Any
 from marketfeed import BackfillRequest, Event, VenueContext
 
 from ._rest import OkxRest
+from ._timeframes import bar_duration
 
 __all__ = ["backfill", "instruments_job"]
 
@@ -23,7 +24,7 @@ async def backfill(
     candle overlapping ``[request.start, request.end]``. The bar still open at the end of
     the window comes with ``closed=False`` and is replaced by later updates (sinks upsert
     on ``(venue, symbol, timeframe, open_time)``). Other channels have no REST history
-    here and are skipped. Progress: one step per subscription.
+    here and are skipped. Progress: candles, against the number the window should hold.
 
     Source: OKX API v5, "Market data > Get candlesticks (history)".
 
@@ -34,13 +35,15 @@ async def backfill(
     if not subs:
         return
     rest = OkxRest(context)
-    progress = context.progress(f"{context.venue} candles backfill", len(subs))
+    bars = [s.channel[len(_CANDLE_PREFIX) :] for s in subs]
+    window = request.end - request.start
+    expected = sum(int(window / bar_duration(bar)) + 1 for bar in bars)
+    progress = context.progress(f"{context.venue} candles backfill", expected)
     try:
-        for sub in subs:
-            bar = sub.channel[len(_CANDLE_PREFIX) :]
+        for sub, bar in zip(subs, bars, strict=True):
             async for page in rest.iter_candles(sub.symbol, bar, request.start, request.end):
                 yield page
-            progress.advance()
+                progress.advance(len(page))
     finally:
         progress.close()
 
