@@ -28,6 +28,7 @@ from marketfeed.testing import HttpRequest, HttpResponse, ReplayServer, read_htt
 from marketfeed_okx import OkxRest
 from marketfeed_okx import plugin as okx
 from okx_testdata import (
+    HTTP_BOOKS,
     HTTP_CANDLES_1H,
     HTTP_CANDLES_1M,
     HTTP_INSTRUMENTS,
@@ -109,6 +110,39 @@ async def test_instruments_from_the_recorded_responses() -> None:
     orow = bodies["OPTION&uly=BTC-USD"][0]
     assert opt.kind == "option" and opt.option_type == orow["optType"]
     assert opt.strike == Decimal(orow["stk"])
+
+
+async def test_every_recorded_instruments_response_parses() -> None:
+    recorded = read_http_capture(HTTP_INSTRUMENTS)
+    async with ReplayServer() as server:
+        server.add_http(recorded)
+        rest = OkxRest(_context(server))
+        for rec in recorded:
+            query = dict(q.split("=") for q in rec.url.split("?")[1].split("&"))
+            got = await rest.instruments(query["instType"], uly=query.get("uly"))
+            rows = json.loads(rec.body)["data"]
+            assert [i.native_symbol for i in got] == [r["instId"] for r in rows]
+            kinds = {"SPOT": "spot", "SWAP": "swap", "FUTURES": "futures", "OPTION": "option"}
+            assert {i.kind for i in got} == {kinds[query["instType"]]}
+            for i, r in zip(got, rows, strict=True):
+                assert i.tick_size == Decimal(r["tickSz"]) and i.status == r["state"]
+
+
+async def test_recorded_order_book_bodies() -> None:
+    recorded = read_http_capture(HTTP_BOOKS)
+    async with ReplayServer() as server:
+        server.add_http(recorded)
+        ctx = _context(server)
+        rest = OkxRest(ctx)
+        for rec in recorded:
+            inst = rec.url.split("instId=")[1]
+            book = await rest.order_book(inst)
+            (data,) = json.loads(rec.body)["data"]
+            assert book.native_symbol == book.symbol == inst
+            assert book.bids == tuple((Decimal(p), Decimal(s)) for p, s, *_ in data["bids"])
+            assert book.asks == tuple((Decimal(p), Decimal(s)) for p, s, *_ in data["asks"])
+            assert book.event_time == utc_ms(data["ts"]) and not book.verified
+    assert "okx:rest:books" in ctx.limiters
 
 
 async def test_candle_paging_switches_to_history_and_covers_the_window() -> None:

@@ -53,8 +53,8 @@ class OkxConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             read from the environment (``OKX_API_KEY``, ``OKX_API_SECRET``,
             ``OKX_API_PASSPHRASE``). Never logged; ``repr`` hides them.
         connect_rate: WebSocket connection attempts per second (OKX: 3 per IP).
-        candles_rate, history_candles_rate, instruments_rate: REST requests per
-            ``rest_rate_period`` seconds (OKX: 40, 20 and 20 per 2 s).
+        candles_rate, history_candles_rate, instruments_rate, books_rate: REST requests
+            per ``rest_rate_period`` seconds (OKX: 40, 20, 20 and 40 per 2 s).
         rest_rate_period: Window of the REST rates, seconds.
         rest_timeout: Seconds per REST request before it is retried.
         rest_attempts: Attempts per REST request on 5xx, 429 and timeouts (stamina).
@@ -74,6 +74,7 @@ class OkxConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     candles_rate: float = 40.0
     history_candles_rate: float = 20.0
     instruments_rate: float = 20.0
+    books_rate: float = 40.0
     rest_rate_period: float = 2.0
     rest_timeout: float = 10.0
     rest_attempts: int = 5

@@ -9,6 +9,7 @@ path                                      OKX limit (IP)     limiter key
 ``GET /api/v5/public/instruments``        20 req / 2 s       ``okx:rest:instruments``
 ``GET /api/v5/market/candles``            40 req / 2 s       ``okx:rest:candles``
 ``GET /api/v5/market/history-candles``    20 req / 2 s       ``okx:rest:history-candles``
+``GET /api/v5/market/books``              40 req / 2 s       ``okx:rest:books``
 ========================================  =================  ==========================
 
 Every response is ``{"code": "0", "msg": "", "data": [...]}``; a ``code`` other than
@@ -29,11 +30,12 @@ from typing import Any
 import httpx
 import msgspec
 import stamina
-from marketfeed import Candle, Instrument, VenueContext, VenueError
+from marketfeed import BookSnapshot, Candle, Instrument, VenueContext, VenueError
 
 from ._config import OkxConfig
+from ._decode import LooseBookData, dec, ms_to_datetime
 from ._normalise import candles_from_rows
-from ._symbols import instrument_from_rest
+from ._symbols import instrument_from_rest, normalise_symbol
 from ._timeframes import bar_duration
 
 __all__ = ["OkxRest", "datetime_to_ms"]
@@ -42,6 +44,7 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 _INSTRUMENTS = "/api/v5/public/instruments"
 _CANDLES = "/api/v5/market/candles"
 _HISTORY_CANDLES = "/api/v5/market/history-candles"
+_BOOKS = "/api/v5/market/books"
 
 
 class _Envelope(msgspec.Struct):
@@ -53,6 +56,7 @@ class _Envelope(msgspec.Struct):
 _envelope = msgspec.json.Decoder(_Envelope)
 _rows = msgspec.json.Decoder(list[list[str]])
 _objects = msgspec.json.Decoder(list[dict[str, Any]])
+_books = msgspec.json.Decoder(list[LooseBookData], strict=False)
 
 
 class _Retryable(Exception):
@@ -90,6 +94,7 @@ class OkxRest:
             _INSTRUMENTS: ("okx:rest:instruments", cfg.instruments_rate),
             _CANDLES: ("okx:rest:candles", cfg.candles_rate),
             _HISTORY_CANDLES: ("okx:rest:history-candles", cfg.history_candles_rate),
+            _BOOKS: ("okx:rest:books", cfg.books_rate),
         }[path]
         return self.context.limiters.get(rate[0], rate[1], cfg.rest_rate_period)
 
@@ -163,6 +168,34 @@ class OkxRest:
         return [
             instrument_from_rest(row, as_of=now, venue=self.venue) for row in _objects.decode(data)
         ]
+
+    # ------------------------------------------------------------------ order book
+
+    async def order_book(self, inst_id: str, depth: int | None = None) -> BookSnapshot:
+        """``GET /api/v5/market/books?instId=...&sz=depth``: a one-off L2 snapshot.
+
+        Levels are exact decimals of OKX's ``[px, sz, "0", numOrders]`` strings, best
+        first; REST books carry no checksum or sequence, so ``verified`` is ``False``.
+        ``depth`` is OKX's ``sz`` (levels per side, at most 400; OKX's default is 1).
+
+        Raises:
+            VenueError: as :meth:`get`; ValueError: a body that is not one book.
+        """
+        params = {"instId": inst_id}
+        if depth is not None:
+            params["sz"] = str(depth)
+        (book,) = _books.decode(await self.get(_BOOKS, params))
+        now = _dt.datetime.now(_dt.UTC)
+        return BookSnapshot(
+            venue=self.venue,
+            symbol=normalise_symbol(inst_id),
+            native_symbol=inst_id,
+            event_time=ms_to_datetime(book.ts),
+            receive_time=now,
+            bids=tuple((dec(lv[0]), dec(lv[1])) for lv in book.bids),
+            asks=tuple((dec(lv[0]), dec(lv[1])) for lv in book.asks),
+            depth=depth,
+        )
 
     # ------------------------------------------------------------------ candles
 
