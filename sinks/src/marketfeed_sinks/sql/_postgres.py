@@ -8,13 +8,13 @@ transaction, so a concurrent writer creating the same month is harmless.
 
 Bulk writes (``pg_bulk = "copy"``, the default, chosen by measurement: see README):
 
-* ``DO NOTHING`` tables (``trade``): optimistic binary ``COPY`` straight into the table
-  inside a savepoint. A unique violation (some rows already stored: a replay, a backfill
-  overlap) rolls the savepoint back and the batch goes through the staging path; the next
-  batch is optimistic again once a staged batch inserted every row.
-* every other table, and every bisected part: binary ``COPY`` into a temporary staging
-  table (``LIKE`` the target, ``ON COMMIT DELETE ROWS``), then ``INSERT INTO t SELECT ...
-  FROM stage ON CONFLICT ...``.
+* first attempt of a batch: an optimistic binary ``COPY`` straight into each table (rows
+  of one key were merged in Python first, so without stored rows this is exactly what the
+  upsert would do). A unique violation (rows already stored: a replay, a backfill overlap,
+  a candle updated again) rolls the transaction back; the batch is redone through the
+  staging path, and that table skips the optimistic attempt for a while (``_Optimism``).
+* staging path: binary ``COPY`` into a temporary staging table (``LIKE`` the target,
+  ``ON COMMIT DELETE ROWS``), then ``INSERT INTO t SELECT ... FROM stage ON CONFLICT ...``.
 
 ``pg_bulk = "executemany"`` uses psycopg's pipelined ``executemany`` of the one-row upsert
 instead (kept for the benchmark and as a fallback).
@@ -104,6 +104,36 @@ def _months(times: list[_dt.datetime]) -> list[tuple[int, int]]:
     return sorted(present)
 
 
+class _Optimism:
+    """When to try a plain COPY into the target table first.
+
+    A conflict (rows already stored) makes the batch go through staging and skips the
+    optimistic attempt for the next 1, 2, 4, ... 256 batches of that table; a clean COPY
+    resets the backoff. Live candle updates (which conflict by nature) so cost one wasted
+    attempt in 256 batches; trades, tickers and backfills stay on the fast path.
+    """
+
+    MAX_SKIP = 256
+
+    def __init__(self) -> None:
+        self._skip: dict[str, int] = {}
+        self._penalty: dict[str, int] = {}
+
+    def ready(self, table: str) -> bool:
+        left = self._skip.get(table, 0)
+        if left:
+            self._skip[table] = left - 1
+            return False
+        return True
+
+    def conflict(self, table: str) -> None:
+        penalty = min(max(1, 2 * self._penalty.get(table, 0)), self.MAX_SKIP)
+        self._penalty[table] = self._skip[table] = penalty
+
+    def success(self, table: str) -> None:
+        self._penalty[table] = 0
+
+
 class PostgresWriter(Writer):
     """Batch writer for ``postgresql://`` databases."""
 
@@ -119,7 +149,7 @@ class PostgresWriter(Writer):
             )
         super().__init__(*args, **kwargs)
         self._partitions: set[tuple[str, int, int]] = set()
-        self._optimistic: dict[str, bool] = {}
+        self._optimism = _Optimism()
         specs = self.specs.values()
         self._values_sql = {s.name: insert_values_sql(s, "postgresql", "%s") for s in specs}
         self._select_sql = {s.name: insert_select_sql(s, _stage_name(s)) for s in specs}
@@ -200,26 +230,26 @@ class PostgresWriter(Writer):
 
     # ------------------------------------------------------------------ bulk
 
-    def _bulk(self, spec: TableSpec, rows: list[tuple[Any, ...]], *, first: bool) -> None:
+    def _bulk(self, spec: TableSpec, rows: list[tuple[Any, ...]], *, fast: bool) -> None:
         con = self._con
         name = spec.name
         with con.cursor() as cur:
             if self.options.pg_bulk == "executemany":
                 cur.executemany(self._values_sql[name], rows)
                 return
-            if not spec.update and first and self._optimistic.get(name, True):
+            if fast and self._optimism.ready(name):
                 try:
-                    with con.transaction():
-                        self._copy(cur, name, name, rows)
-                    return
+                    self._copy(cur, name, name, rows)
                 except pg_errors.UniqueViolation:
-                    self._optimistic[name] = False
+                    self._optimism.conflict(name)
+                    raise  # the batch is redone carefully, through the staging table
+                self._optimism.success(name)
+                return
             stage = _stage_name(spec)
             self._copy(cur, name, stage, rows)
             cur.execute(self._select_sql[name])
-            if not spec.update and first:
-                self._optimistic[name] = cur.rowcount == len(rows)
-            cur.execute(f"DELETE FROM {quote(stage)}")
+            if not fast:  # the stage may be used again in this transaction (bisection)
+                cur.execute(f"DELETE FROM {quote(stage)}")
 
     def _copy(self, cur: Any, spec_name: str, target: str, rows: list[tuple[Any, ...]]) -> None:
         with cur.copy(self._copy_sql[spec_name].format(quote(target))) as copy:

@@ -89,7 +89,7 @@ class SqliteWriter(Writer):
             raise
         con.execute(f"RELEASE {name}")
 
-    def _bulk(self, spec: TableSpec, rows: list[tuple[Any, ...]], *, first: bool) -> None:
+    def _bulk(self, spec: TableSpec, rows: list[tuple[Any, ...]], *, fast: bool) -> None:
         con = self._con
         assert con is not None
         convert = self._convert[spec.name]

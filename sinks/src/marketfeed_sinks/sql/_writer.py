@@ -5,9 +5,11 @@ One writer owns one database connection. ``persist`` runs in a worker thread (se
 ``_handle``), one call at a time. A batch is written in one transaction:
 
 1. events are grouped by kind (unknown or unstored kinds are skipped), rows are built;
-2. each group is bulk-upserted inside a savepoint; on a *data* error (a row that can never
-   be stored: constraint, out of range, unencodable value) the group is bisected, each half
-   in its own savepoint, down to the single poison rows; the good rows stay;
+2. each group is bulk-upserted (fast path: no savepoints). On a *data* error (a row that
+   can never be stored: constraint, out of range, unencodable value) the transaction is
+   rolled back and the batch is redone carefully: each group in a savepoint, and a group
+   that fails is bisected, each half in its own savepoint, down to the single poison
+   rows; the good rows stay;
 3. poison rows are written to ``dead_letter`` in the same transaction (source
    ``sink:sql``, reason = the database's error) **and** returned in
    ``PersistResult.rejected`` for the caller's counters. The supervisor writes its own
@@ -180,19 +182,17 @@ class Writer(ABC):
                 del groups["book_snapshot"]
         if not groups:
             return mf.PersistResult()
-        stored = 0
-        rejected: list[tuple[Any, str]] = []
         try:
             self._ensure_connected()
             self._prepare(groups)
-            with self._transaction():
-                for kind, events in groups.items():
-                    ok, bad = self._write_events(self.specs[kind], events)
-                    stored += ok
-                    rejected.extend(bad)
-                if rejected:
-                    self._dead_letter(rejected)
-            self._committed()
+            try:
+                stored, rejected = self._write_groups(groups, careful=False)
+            except Exception as exc:
+                if self.is_transient(exc) or not self.is_data_error(exc):
+                    raise
+                # A poison row or an optimistic COPY that met stored rows: the transaction
+                # was rolled back; redo it with a savepoint per group and bisection.
+                stored, rejected = self._write_groups(groups, careful=True)
         except Exception as exc:
             self._disconnect()
             if self.is_transient(exc):
@@ -220,7 +220,23 @@ class Writer(ABC):
                 state[key] = t
         return kept
 
-    def _write_events(self, spec: TableSpec, events: list[Any]) -> tuple[int, list[Any]]:
+    def _write_groups(
+        self, groups: dict[str, list[Any]], *, careful: bool
+    ) -> tuple[int, list[tuple[Any, str]]]:
+        stored = 0
+        rejected: list[tuple[Any, str]] = []
+        with self._transaction():
+            for kind, events in groups.items():
+                ok, bad = self._write_events(self.specs[kind], events, careful=careful)
+                stored += ok
+                rejected.extend(bad)
+            if rejected:
+                self._dead_letter(rejected)
+        return stored, rejected
+
+    def _write_events(
+        self, spec: TableSpec, events: list[Any], *, careful: bool = True
+    ) -> tuple[int, list[Any]]:
         rejected: list[tuple[Any, str]] = []
         row = spec.row
         try:
@@ -238,16 +254,18 @@ class Writer(ABC):
             n = len(events)
         if spec.dedupe and len(rows) > 1:
             events, rows = _dedupe(spec, events, rows)
-        if rows:
-            rejected.extend(self._bisect(spec, events, rows, first=True))
+        if not rows:
+            pass
+        elif careful or rejected:
+            rejected.extend(self._bisect(spec, events, rows))
+        else:
+            self._bulk(spec, rows, fast=True)
         return n - len(rejected), rejected
 
-    def _bisect(
-        self, spec: TableSpec, events: list[Any], rows: list[Row], *, first: bool
-    ) -> list[Any]:
+    def _bisect(self, spec: TableSpec, events: list[Any], rows: list[Row]) -> list[Any]:
         try:
             with self._savepoint():
-                self._bulk(spec, rows, first=first)
+                self._bulk(spec, rows, fast=False)
             return []
         except Exception as exc:
             if not self.is_data_error(exc):
@@ -255,8 +273,8 @@ class Writer(ABC):
             if len(rows) == 1:
                 return [(events[0], _reason(exc))]
         mid = len(rows) // 2
-        return self._bisect(spec, events[:mid], rows[:mid], first=False) + self._bisect(
-            spec, events[mid:], rows[mid:], first=False
+        return self._bisect(spec, events[:mid], rows[:mid]) + self._bisect(
+            spec, events[mid:], rows[mid:]
         )
 
     def _dead_letter(self, rejected: list[tuple[Any, str]]) -> None:
@@ -320,9 +338,6 @@ class Writer(ABC):
     def _prepare(self, groups: dict[str, list[Any]]) -> None:
         """Work before the batch transaction (PostgreSQL: create partitions)."""
 
-    def _committed(self) -> None:
-        """Called after a successful commit."""
-
     @abstractmethod
     def _transaction(self) -> AbstractContextManager[None]:
         """The batch transaction: commit on success, roll back on error."""
@@ -332,9 +347,10 @@ class Writer(ABC):
         """A savepoint inside the batch transaction."""
 
     @abstractmethod
-    def _bulk(self, spec: TableSpec, rows: list[tuple[Any, ...]], *, first: bool) -> None:
-        """Upsert ``rows`` into ``spec``'s table (``first``: the whole group, not a
-        bisected part)."""
+    def _bulk(self, spec: TableSpec, rows: list[tuple[Any, ...]], *, fast: bool) -> None:
+        """Upsert ``rows`` into ``spec``'s table. ``fast``: first attempt of the batch,
+        without savepoints (a failure rolls the whole transaction back and the batch is
+        redone carefully); else inside a savepoint, possibly several times per table."""
 
     @abstractmethod
     def is_transient(self, exc: BaseException) -> bool:
