@@ -71,20 +71,33 @@ def _kind(frame: str) -> str:
     return "book update"
 
 
+class _Times:
+    """Per frame kind: summed nanoseconds and counts of one pass."""
+
+    def __init__(self) -> None:
+        self.total: dict[str, int] = defaultdict(int)
+        self.count: dict[str, int] = defaultdict(int)
+
+    def add(self, kind: str, elapsed: int) -> None:
+        self.total[kind] += elapsed
+        self.count[kind] += 1
+        self.total["all frames"] += elapsed
+        self.count["all frames"] += 1
+
+    def means(self) -> dict[str, float]:
+        """µs per frame, per kind."""
+        return {k: self.total[k] / self.count[k] / 1000 for k in self.total}
+
+
 def _pass(handle: Callable[[str, Any], object], frames: list[tuple[Any, str]]) -> dict[str, float]:
-    total: dict[str, int] = defaultdict(int)
-    count: dict[str, int] = defaultdict(int)
+    times = _Times()
     clock = time.perf_counter_ns
     for ts, frame in frames:
         kind = _kind(frame)
         t0 = clock()
         handle(frame, ts)
-        elapsed = clock() - t0
-        total[kind] += elapsed
-        count[kind] += 1
-        total["all frames"] += elapsed
-        count["all frames"] += 1
-    return {k: total[k] / count[k] / 1000 for k in total}
+        times.add(kind, clock() - t0)
+    return times.means()
 
 
 def _median(passes: list[dict[str, float]]) -> dict[str, float]:
@@ -136,20 +149,15 @@ def cryptofeed(
             callbacks={TRADES: noop, TICKER: noop, L2_BOOK: noop},
             checksum_validation=checksum,
         )
-        total: dict[str, int] = defaultdict(int)
-        count: dict[str, int] = defaultdict(int)
+        times = _Times()
         clock = time.perf_counter_ns
         handler = feed.message_handler
         for ts, frame in frames:
             kind = _kind(frame)
             t0 = clock()
             await handler(frame, None, ts)
-            elapsed = clock() - t0
-            total[kind] += elapsed
-            count[kind] += 1
-            total["all frames"] += elapsed
-            count["all frames"] += 1
-        return {k: total[k] / count[k] / 1000 for k in total}
+            times.add(kind, clock() - t0)
+        return times.means()
 
     return lambda frames: asyncio.run(run(frames))
 
