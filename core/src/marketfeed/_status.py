@@ -98,6 +98,7 @@ class SinkStatus(msgspec.Struct, kw_only=True):
     Attributes:
         name, url: Identity (URL without password).
         queue_depth, queue_size: Events waiting in the bounded queue / its capacity.
+        spilled: Events overflowed to the spill file, waiting (``overflow = "spill"``).
         batches, rows: Batches flushed and rows the sink reported stored.
         retries: Batch retries after failures; ``dead_letters``: events dead-lettered.
         last_flush: When the last batch landed, UTC; ``last_error``: the last failure.
@@ -107,6 +108,7 @@ class SinkStatus(msgspec.Struct, kw_only=True):
     url: str
     queue_depth: int = 0
     queue_size: int = 0
+    spilled: int = 0
     batches: int = 0
     rows: int = 0
     retries: int = 0

@@ -34,6 +34,7 @@ import math
 import signal
 import time
 from collections import defaultdict
+from pathlib import Path
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
@@ -78,6 +79,7 @@ from ._models import (
 )
 from ._plugins import PluginManager
 from ._ratelimit import RateLimiters
+from ._spill import SpillFile
 from ._status import ConnectionStatus, SinkStatus, Status, SubscriptionState, _Rate
 from ._transport import Transport, get_transport
 
@@ -144,7 +146,13 @@ class _Subscriber:
 
 
 class _Sink:
-    def __init__(self, config: SinkConfig, accepts: frozenset[str], queue_size: int) -> None:
+    def __init__(
+        self,
+        config: SinkConfig,
+        accepts: frozenset[str],
+        queue_size: int,
+        spill: SpillFile | None = None,
+    ) -> None:
         self.config = config
         self.accepts = accepts
         self.send, self.receive = anyio.create_memory_object_stream[Event](queue_size)
@@ -153,6 +161,7 @@ class _Sink:
         )
         self.handle: Any = None
         self.done = anyio.Event()
+        self.spill = spill
 
     def wants(self, kind: str) -> bool:
         return not self.accepts or kind in self.accepts
@@ -878,10 +887,20 @@ class Supervisor:
         kind = _KIND.get(t) or _KIND.setdefault(t, event_kind(t))
         for sink in self._sinks:
             if sink.wants(kind):
-                try:
-                    sink.send.send_nowait(ev)
-                except anyio.WouldBlock:
-                    await self._blocking_send(sink, ev)
+                await self._enqueue(sink, ev)
+
+    async def _enqueue(self, sink: _Sink, ev: Event) -> None:
+        spill = sink.spill
+        if spill is not None and spill.pending:
+            spill.append((ev,))  # keep arrival order while anything is on disk
+            return
+        try:
+            sink.send.send_nowait(ev)
+        except anyio.WouldBlock:
+            if spill is None:
+                await self._blocking_send(sink, ev)
+            else:
+                spill.append((ev,))
 
     async def _blocking_send(self, sink: _Sink, ev: Event) -> None:
         """Backpressure: wait for room in a full sink queue. Shielded, so an accepted event
@@ -940,10 +959,7 @@ class Supervisor:
             for sink in self._sinks:
                 if sink.wants("dead_letter"):
                     routed = True
-                    try:
-                        sink.send.send_nowait(letter)
-                    except anyio.WouldBlock:
-                        await self._blocking_send(sink, letter)
+                    await self._enqueue(sink, letter)
         if not routed:
             self._write_dead_letter_file(letters)
 
@@ -995,7 +1011,17 @@ class Supervisor:
                     f"sink {cfg.type!r} does not store {sorted(unknown)}; it stores "
                     f"{', '.join(info.accepts)}",
                 )
-            sink = _Sink(cfg, accepts, queue_size)
+            spill = None
+            if self.config.supervisor.overflow == "spill":
+                safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in cfg.label)
+                spill = SpillFile(Path(self.config.supervisor.spill_dir) / f"{i}-{safe}.jsonl")
+                if spill.pending:
+                    log.warning(
+                        "sink %s: %d events spilled by an earlier run are stored first",
+                        cfg.label,
+                        spill.pending,
+                    )
+            sink = _Sink(cfg, accepts, queue_size, spill)
             cm = self.plugins.hook.open_sink(sink=cfg.type, url=cfg.url, options=dict(cfg.options))
             if cm is None:
                 raise PluginError(f"sink {cfg.type!r}: no plugin implements open_sink")
@@ -1007,6 +1033,7 @@ class Supervisor:
         size = cfg.batch_size or self.config.supervisor.batch_size
         interval = cfg.batch_interval or self.config.supervisor.batch_interval
         receive = sink.receive
+        spill = sink.spill
         batch: list[Event] = []
         try:
             while True:
@@ -1020,6 +1047,11 @@ class Supervisor:
                         pass
                     except anyio.EndOfStream:
                         closed = True
+                    if spill is not None and spill.pending:
+                        # the queue is empty: what overflowed to disk comes next, in order
+                        batch.extend(spill.read(size - len(batch)))
+                        continue
+                    if closed:
                         break
                     remaining = deadline - anyio.current_time()
                     if remaining <= 0:
@@ -1033,9 +1065,11 @@ class Supervisor:
                 if batch:
                     await self._flush(sink, batch)
                     batch = []
-                if closed:
+                if closed and not (spill is not None and spill.pending):
                     return
         finally:
+            if spill is not None:
+                spill.close()
             sink.done.set()
 
     async def _flush(self, sink: _Sink, batch: list[Event]) -> None:
@@ -1123,6 +1157,18 @@ class Supervisor:
                 left.append(sink.receive.receive_nowait())
             except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
                 break
+        if sink.spill is not None:
+            sink.spill.append(left)
+            if sink.spill.pending:
+                log.warning(
+                    "sink %s did not drain within %ss: %d events stay in %s for the next run",
+                    sink.status.name,
+                    self.config.supervisor.shutdown_timeout,
+                    sink.spill.pending,
+                    sink.spill.path,
+                )
+            sink.spill.close()
+            return
         if left:
             reason = (
                 f"shutdown: sink {sink.status.name} did not drain within "
@@ -1154,6 +1200,7 @@ class Supervisor:
             conns.append(msgspec.structs.replace(r.status))
         for sink in self._sinks:
             sink.status.queue_depth = sink.send.statistics().current_buffer_used
+            sink.status.spilled = sink.spill.pending if sink.spill is not None else 0
         return Status(
             started=self._started,
             time=_now(_UTC),
