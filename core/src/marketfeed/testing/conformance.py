@@ -38,6 +38,7 @@ runs one of the venue's jobs against recorded responses served by the replay ser
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -222,7 +223,8 @@ class VenueConformance(_PluginChecks):
 
     # ----------------------------------------------------------------- subscribe
 
-    def test_subscribe_frames(self) -> None:
+    @pytest.mark.anyio
+    async def test_subscribe_frames(self) -> None:
         sup = self._supervisor()
         subs = self._expanded(sup)
         assert subs, "set `subscriptions`"
@@ -233,6 +235,8 @@ class VenueConformance(_PluginChecks):
                 action=action,
                 context=sup.context(self.venue),
             )
+            if inspect.isawaitable(frames):  # the supervisor awaits awaitables too
+                frames = await frames
             assert frames is not None, f"subscribe hook returned None for {action}"
             for frame in frames:
                 assert isinstance(frame, str | bytes)
