@@ -33,11 +33,13 @@ class SpillFile:
 
     Attributes:
         pending: Events written and not yet read back.
+        written: Events written since this object was created.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.pending = 0
+        self.written = 0
         self._reader: IO[bytes] | None = None
         self._writer: IO[bytes] | None = None
         if self.path.exists():
@@ -61,6 +63,7 @@ class SpillFile:
             n += 1
         self._writer.flush()
         self.pending += n
+        self.written += n
         return n
 
     def read(self, limit: int) -> list[Event]:

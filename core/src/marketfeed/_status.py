@@ -98,7 +98,8 @@ class SinkStatus(msgspec.Struct, kw_only=True):
     Attributes:
         name, url: Identity (URL without password).
         queue_depth, queue_size: Events waiting in the bounded queue / its capacity.
-        spilled: Events overflowed to the spill file, waiting (``overflow = "spill"``).
+        spilled: Events overflowed to the spill file, waiting (``overflow = "spill"``);
+            ``spilled_total``: all that overflowed since start.
         batches, rows: Batches flushed and rows the sink reported stored.
         retries: Batch retries after failures; ``dead_letters``: events dead-lettered.
         last_flush: When the last batch landed, UTC; ``last_error``: the last failure.
@@ -109,6 +110,7 @@ class SinkStatus(msgspec.Struct, kw_only=True):
     queue_depth: int = 0
     queue_size: int = 0
     spilled: int = 0
+    spilled_total: int = 0
     batches: int = 0
     rows: int = 0
     retries: int = 0

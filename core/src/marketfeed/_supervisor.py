@@ -918,19 +918,7 @@ class Supervisor:
                 waited = anyio.current_time() - started
                 if self._stopping.is_set() and waited > self.config.supervisor.shutdown_timeout:
                     break
-        reason = f"shutdown: sink {sink.status.name} queue full"
-        sink.status.dead_letters += 1
-        self._dead_letters += 1
-        self._write_dead_letter_file(
-            [
-                dead_letter_for(
-                    venue=getattr(ev, "venue", ""),
-                    source=f"sink:{sink.status.name}",
-                    reason=reason,
-                    payload=ev,
-                )
-            ]
-        )
+        self._sink_dead_letters(sink, [(ev, f"shutdown: sink {sink.status.name} queue full")])
 
     async def route(self, events: Iterable[Event]) -> None:
         """Route events produced outside a connection (jobs, backfills, host apps) to
@@ -1115,19 +1103,8 @@ class Supervisor:
                     attempts,
                     status.last_error,
                 )
-                letters = [
-                    dead_letter_for(
-                        venue=getattr(ev, "venue", ""),
-                        source=f"sink:{status.name}",
-                        reason=status.last_error,
-                        payload=ev,
-                        attempts=attempts,
-                    )
-                    for ev in batch
-                ]
-                status.dead_letters += len(letters)
-                self._dead_letters += len(letters)
-                self._write_dead_letter_file(letters)
+                reason = status.last_error
+                self._sink_dead_letters(sink, [(ev, reason) for ev in batch], attempts=attempts)
                 return
             break
         status.batches += 1
@@ -1135,20 +1112,35 @@ class Supervisor:
         if result is not None:
             status.rows += result.stored
             if result.rejected:
-                status.dead_letters += len(result.rejected)
-                self._dead_letters += len(result.rejected)
-                if "dead_letter" not in sink.accepts:
-                    self._write_dead_letter_file(
-                        [
-                            dead_letter_for(
-                                venue=getattr(ev, "venue", ""),
-                                source=f"sink:{status.name}",
-                                reason=reason,
-                                payload=ev,
-                            )
-                            for ev, reason in result.rejected
-                        ]
+                # a sink that stores dead letters has stored its rejected rows itself
+                self._sink_dead_letters(
+                    sink, result.rejected, write="dead_letter" not in sink.accepts
+                )
+
+    def _sink_dead_letters(
+        self,
+        sink: _Sink,
+        failed: Sequence[tuple[Event, str]],
+        *,
+        attempts: int = 1,
+        write: bool = True,
+    ) -> None:
+        """Count events a sink could not store and keep them in the dead-letter file."""
+        sink.status.dead_letters += len(failed)
+        self._dead_letters += len(failed)
+        if write:
+            self._write_dead_letter_file(
+                [
+                    dead_letter_for(
+                        venue=getattr(ev, "venue", ""),
+                        source=f"sink:{sink.status.name}",
+                        reason=reason,
+                        payload=ev,
+                        attempts=attempts,
                     )
+                    for ev, reason in failed
+                ]
+            )
 
     def _spill_on_shutdown(self, sink: _Sink) -> None:
         left: list[Event] = []
@@ -1175,19 +1167,7 @@ class Supervisor:
                 f"{self.config.supervisor.shutdown_timeout}s ({sink.status.last_error})"
             )
             log.error("%s; %d events written to the dead-letter file", reason, len(left))
-            self._write_dead_letter_file(
-                [
-                    dead_letter_for(
-                        venue=getattr(ev, "venue", ""),
-                        source=f"sink:{sink.status.name}",
-                        reason=reason,
-                        payload=ev,
-                    )
-                    for ev in left
-                ]
-            )
-            sink.status.dead_letters += len(left)
-            self._dead_letters += len(left)
+            self._sink_dead_letters(sink, [(ev, reason) for ev in left])
 
     # ------------------------------------------------------------------ status
 
@@ -1200,7 +1180,9 @@ class Supervisor:
             conns.append(msgspec.structs.replace(r.status))
         for sink in self._sinks:
             sink.status.queue_depth = sink.send.statistics().current_buffer_used
-            sink.status.spilled = sink.spill.pending if sink.spill is not None else 0
+            if sink.spill is not None:
+                sink.status.spilled = sink.spill.pending
+                sink.status.spilled_total = sink.spill.written
         return Status(
             started=self._started,
             time=_now(_UTC),

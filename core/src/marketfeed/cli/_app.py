@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import typer
@@ -17,6 +18,9 @@ from .._config import Config, load_config, parse_config
 from .._errors import MarketfeedError
 from .._logging import configure_logging, secrets_of
 from .._plugins import PluginManager
+
+if TYPE_CHECKING:
+    from .._supervisor import Supervisor
 
 app = typer.Typer(
     help="marketfeed: collect market data in real time and on schedules, and persist it.",
@@ -302,6 +306,29 @@ def _single_venue_config(config: Path | None, sink: str | None) -> Config:
     )
 
 
+def _run_once(
+    config: Path | None, sink: str | None, body: Callable[[Supervisor], Awaitable[int]]
+) -> int:
+    """Run ``body`` inside a supervisor (sinks open, no subscriptions or schedules) with
+    logging and a rich progress bar; errors become a clean exit 2."""
+    from .._supervisor import Supervisor
+
+    cfg = _single_venue_config(config, sink)
+    configure_logging(cfg.log_level, secrets=secrets_of(cfg))
+    factory, progress = _rich_progress()
+
+    async def main() -> int:
+        async with Supervisor(cfg, progress=factory) as sup:
+            return await body(sup)
+
+    try:
+        return anyio.run(main)
+    except MarketfeedError as exc:
+        raise _fail(exc) from None
+    finally:
+        progress.stop()
+
+
 @app.command()
 def backfill(
     venue: Annotated[str, typer.Argument(help="Venue, e.g. okx")],
@@ -314,36 +341,25 @@ def backfill(
 ) -> None:
     """Fetch REST history (candles) for a time range into the sinks, with a progress bar."""
     from .._contract import BackfillRequest, Subscription
-    from .._supervisor import Supervisor
 
-    cfg = _single_venue_config(config, sink)
-    configure_logging(cfg.log_level, secrets=secrets_of(cfg))
-    factory, progress = _rich_progress()
-
-    async def main() -> int:
-        async with Supervisor(cfg, progress=factory) as sup:
-            info = sup.plugins.venue(venue)
-            if info.backfill is None:
-                raise MarketfeedError(f"venue {venue!r} has no backfill capability")
-            request = BackfillRequest(
-                subscriptions=tuple(
-                    Subscription(venue=venue, channel=channel, symbol=s) for s in symbol
-                ),
-                start=_parse_time(start),
-                end=_parse_time(end) if end else _dt.datetime.now(_dt.UTC),
-            )
-            n = 0
-            async for batch in info.backfill(request, sup.context(venue)):
-                await sup.route(batch)
-                n += len(batch)
+    async def body(sup: Supervisor) -> int:
+        info = sup.plugins.venue(venue)
+        if info.backfill is None:
+            raise MarketfeedError(f"venue {venue!r} has no backfill capability")
+        request = BackfillRequest(
+            subscriptions=tuple(
+                Subscription(venue=venue, channel=channel, symbol=s) for s in symbol
+            ),
+            start=_parse_time(start),
+            end=_parse_time(end) if end else _dt.datetime.now(_dt.UTC),
+        )
+        n = 0
+        async for batch in info.backfill(request, sup.context(venue)):
+            await sup.route(batch)
+            n += len(batch)
         return n
 
-    try:
-        n = anyio.run(main)
-    except MarketfeedError as exc:
-        raise _fail(exc) from None
-    finally:
-        progress.stop()
+    n = _run_once(config, sink, body)
     console.print(f"backfill done: {n} events")
 
 
@@ -360,7 +376,6 @@ def job(
     """Run a venue's scheduled job once now (e.g. every ETF's constituents), with a
     progress bar, into the sinks."""
     from .._scheduler import run_job
-    from .._supervisor import Supervisor
 
     options: dict[str, Any] = {}
     for item in option or []:
@@ -369,26 +384,16 @@ def job(
             options[key] = json.loads(raw)
         except json.JSONDecodeError:
             options[key] = raw
-    cfg = _single_venue_config(config, sink)
-    configure_logging(cfg.log_level, secrets=secrets_of(cfg))
-    factory, progress = _rich_progress()
 
-    async def main() -> int:
-        async with Supervisor(cfg, progress=factory) as sup:
-            info = sup.plugins.venue(venue)
-            jobs = {j.name: j for j in info.jobs}
-            if name not in jobs:
-                raise MarketfeedError(
-                    f"venue {venue!r} has no job {name!r}; jobs: {', '.join(jobs) or 'none'}"
-                )
-            return await run_job(sup, sup.context(venue), jobs[name], options)
+    async def body(sup: Supervisor) -> int:
+        jobs = {j.name: j for j in sup.plugins.venue(venue).jobs}
+        if name not in jobs:
+            raise MarketfeedError(
+                f"venue {venue!r} has no job {name!r}; jobs: {', '.join(jobs) or 'none'}"
+            )
+        return await run_job(sup, sup.context(venue), jobs[name], options)
 
-    try:
-        n = anyio.run(main)
-    except MarketfeedError as exc:
-        raise _fail(exc) from None
-    finally:
-        progress.stop()
+    n = _run_once(config, sink, body)
     console.print(f"job {venue}:{name} done: {n} events")
 
 
@@ -396,28 +401,36 @@ def job(
 def demo(
     db: Annotated[Path, typer.Option(help="SQLite file to write")] = Path("marketfeed-demo.db"),
     sink: Annotated[
-        str | None, typer.Option(help="Sink URL instead of --db, e.g. postgresql://...")
+        str | None,
+        typer.Option(help="SQL sink URL instead of --db, e.g. postgresql://user@host/db"),
     ] = None,
     speed: Annotated[
         float | None,
         typer.Option(help="Replay pace: 1.0 recorded, 10 ten times faster (default: max)"),
     ] = None,
     venue: Annotated[
-        list[str] | None, typer.Option(help="Only these venues (default: every demo)")
+        list[str] | None, typer.Option(help="Only this venue (repeatable; default: all)")
     ] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "WARNING",
 ) -> None:
-    """Offline demo: replay real recorded OKX and Upbit sessions (bundled with their plugins)
-    on a loopback server, collect them through the real plugins and supervisor into SQLite
-    (or --sink), and print a summary per venue and channel."""
+    """Offline demo: replay real recorded OKX and Upbit sessions (bundled with their
+    plugins) on a loopback server, collect them through the real plugins and supervisor
+    into SQLite (or --sink), and print a summary per venue and channel. Exit code 1 when
+    something failed (a subscription, a book checksum, a dead letter) or nothing was
+    stored."""
     from ._demo import run_demo
 
+    if speed is not None and speed <= 0:
+        raise _fail(MarketfeedError(f"--speed must be positive, not {speed}"))
+    configure_logging(log_level)
     url = sink or f"sqlite:///{db}"
     try:
         summary = anyio.run(run_demo, url, speed, venue or [])
     except MarketfeedError as exc:
         raise _fail(exc) from None
-    console.print(summary.table())
-    console.print(summary.footer())
+    out = console if console.is_terminal else Console(width=max(console.width, 132))
+    out.print(summary.table())
+    out.print(summary.footer())
     if summary.failed:
         raise typer.Exit(1)
 
