@@ -8,12 +8,11 @@ from connect to the last message. Reported: frames/s and payload MB/s, the media
 
 Clients:
 
-* ``httpx-ws`` and ``websockets``: marketfeed's transports (``get_transport(name)``),
-  through the ``Connection.receive()`` seam the supervisor uses;
+* ``httpx-ws``, ``websockets`` and ``picows``: marketfeed's transports
+  (``get_transport(name)``), through the ``Connection.receive()`` seam the supervisor uses;
 * ``picows (callback)``: picows' native callback API, payload materialised as ``str`` or
-  ``bytes`` per message (the ceiling of what a picows transport could do);
-* ``picows (queue)``: picows feeding an ``asyncio.Queue`` read by ``await receive()``, the
-  shape a picows-based marketfeed transport would take.
+  ``bytes`` per message and nothing else (no queue, no reassembly): the ceiling of what a
+  transport on picows can do.
 
 Run: ``python bench/transport/bench_transport.py [--frames 20000] [--runs 5]``.
 """
@@ -162,29 +161,6 @@ async def run_picows_callback(url: str, count: int) -> float:
         await transport.wait_disconnected()
 
 
-async def run_picows_queue(url: str, count: int) -> float:
-    import picows
-
-    queue: asyncio.Queue[str | bytes] = asyncio.Queue()
-
-    class Listener(picows.WSListener):  # type: ignore[misc]
-        def on_ws_frame(self, transport: Any, frame: Any) -> None:
-            if frame.msg_type == picows.WSMsgType.TEXT:
-                queue.put_nowait(frame.get_payload_as_utf8_text())
-            elif frame.msg_type == picows.WSMsgType.BINARY:
-                queue.put_nowait(frame.get_payload_as_bytes())
-
-    start = time.perf_counter()
-    transport, _ = await picows.ws_connect(Listener, url)
-    try:
-        for _ in range(count):
-            await queue.get()
-        return time.perf_counter() - start
-    finally:
-        transport.disconnect()
-        await transport.wait_disconnected()
-
-
 def clients() -> dict[str, Callable[[str, int], Awaitable[float]]]:
     found: dict[str, Callable[[str, int], Awaitable[float]]] = {
         "httpx-ws": lambda url, n: run_marketfeed("httpx-ws", url, n),
@@ -193,10 +169,13 @@ def clients() -> dict[str, Callable[[str, int], Awaitable[float]]]:
     try:
         import picows  # noqa: F401
     except ImportError:
-        print("picows is not installed: its rows are skipped", file=sys.stderr)
+        print(
+            'picows is not installed (pip install "marketfeed[picows]"): its rows are skipped',
+            file=sys.stderr,
+        )
     else:
+        found["picows"] = lambda url, n: run_marketfeed("picows", url, n)
         found["picows (callback)"] = run_picows_callback
-        found["picows (queue)"] = run_picows_queue
     return found
 
 

@@ -96,6 +96,7 @@ from ._status import ConnectionStatus, SinkStatus, Status, SubscriptionState
 from ._supervisor import Supervisor
 from ._transport import (
     HttpxWsTransport,
+    PicowsTransport,
     Transport,
     WebsocketsTransport,
     get_transport,
@@ -160,6 +161,7 @@ __all__ = [
     "Normaliser",
     "parse_config",
     "PersistResult",
+    "PicowsTransport",
     "PluginError",
     "PluginManager",
     "Progress",
