@@ -83,7 +83,9 @@ class SupervisorConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields
         batch_size, batch_interval: Flush a sink batch at this many events or seconds.
         sink_retry_attempts: Non-transient sink failures are retried this often, then the
             batch is dead-lettered with the reason. Transient ones retry until they land.
-        transport: WebSocket client, ``"httpx-ws"`` (default) or ``"websockets"``.
+        transport: WebSocket client: ``"httpx-ws"`` (default, pure Python), ``"websockets"``
+            or ``"picows"`` (fastest; extras ``marketfeed[websockets]`` / ``[picows]``). See
+            the README's performance section for measured rates.
         max_message_size: Largest WebSocket message accepted, bytes.
         receive_timeout: Seconds without any frame before the connection is recycled
             (``None``: rely on watchdogs and heartbeats).
