@@ -91,6 +91,38 @@ _ZERO: Final = Decimal("0")
 _NO_TIME: Final = _dt.datetime.min.replace(tzinfo=_dt.UTC)
 
 
+class _DecimalCache(dict[str, Decimal]):
+    """Price/size string -> exact :class:`~decimal.Decimal`, shared by every book.
+
+    Prices and sizes repeat heavily (a book's levels are converted again for every top-N
+    snapshot, and delta sizes recur), and a dict hit is several times cheaper than
+    parsing. ``cache[text]`` is ``Decimal(text)``: decimals are immutable, and the same
+    text always gives the same value and the same string form (``"1.50"`` stays
+    ``1.50``). A text that is not a finite decimal raises ``InvalidOperation`` and is not
+    kept. Bounded: cleared when it holds ``capacity`` entries.
+    """
+
+    __slots__ = ("capacity",)
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+
+    def __missing__(self, text: str) -> Decimal:
+        value = Decimal(text)
+        if not value.is_finite():
+            raise InvalidOperation(f"not a finite decimal: {text!r}")
+        if len(self) >= self.capacity:
+            self.clear()
+        self[text] = value
+        return value
+
+
+_DECIMALS: Final = _DecimalCache(65_536)
+_decimal: Final = _DECIMALS.__getitem__
+"""``_decimal(text)``: cached exact Decimal of a price/size string (see ``_DecimalCache``)."""
+
+
 class BookIntegrityError(MarketfeedError):
     """An order book failed an integrity check; the book is now invalid until a snapshot.
 
@@ -250,14 +282,15 @@ def _malformed(what: str, value: object) -> BookIntegrityError:
 
 
 def _is_zero(sz: str) -> bool:
-    """Whether a size string is zero (``"0"``, ``"0.000"``, ``"0E-8"``); rejects negatives."""
+    """Whether a size string is zero (``"0"``, ``"0.000"``, ``"0E-8"``); rejects negatives
+    and texts starting with a letter (``"NaN"``, ``"inf"``, ``"abc"``)."""
     if sz.__class__ is not str or not sz:
         raise _malformed("size", sz)
     c = sz[0]
     if c == "0" or c == ".":
         z = sz.strip("0.")
         return not z or z[0] in "eE"
-    if c == "-":
+    if c == "-" or c > "9":
         raise _malformed("size", sz)
     return False
 
@@ -282,7 +315,7 @@ def _apply_side(side: _Side, levels: Sequence[RawLevel], watch: int) -> bool:
             zero = True
         else:
             c = sz[0]
-            if sz.__class__ is not str or c == "-":
+            if sz.__class__ is not str or c == "-" or c > "9":
                 zero = _is_zero(sz)  # raises: not a size
             elif c == "0" or c == ".":
                 z = sz.strip("0.")
@@ -719,20 +752,20 @@ class L2Book:
     @staticmethod
     def _side_top(side: _Side, n: int | None) -> tuple[BookLevel, ...]:
         if n is None:
-            return tuple(zip(map(Decimal, side.pxs), map(Decimal, side.szs), strict=True))
-        return tuple(zip(map(Decimal, side.pxs[:n]), map(Decimal, side.szs[:n]), strict=True))
+            return tuple(zip(map(_decimal, side.pxs), map(_decimal, side.szs), strict=True))
+        return tuple(zip(map(_decimal, side.pxs[:n]), map(_decimal, side.szs[:n]), strict=True))
 
     @property
     def best_bid(self) -> BookLevel | None:
         """Best (highest) bid ``(price, size)``, or ``None`` when there are no bids."""
         side = self._bids
-        return (Decimal(side.pxs[0]), Decimal(side.szs[0])) if side.pxs else None
+        return (_decimal(side.pxs[0]), _decimal(side.szs[0])) if side.pxs else None
 
     @property
     def best_ask(self) -> BookLevel | None:
         """Best (lowest) ask ``(price, size)``, or ``None`` when there are no asks."""
         side = self._asks
-        return (Decimal(side.pxs[0]), Decimal(side.szs[0])) if side.pxs else None
+        return (_decimal(side.pxs[0]), _decimal(side.szs[0])) if side.pxs else None
 
     @property
     def mid(self) -> Decimal | None:
@@ -980,12 +1013,14 @@ _BAD_DATA = (BookIntegrityError, InvalidOperation, TypeError, ValueError, IndexE
 """What a book update may raise on bad venue data: each fails that book (resync)."""
 
 
-def _levels(levels: Sequence[RawLevel]) -> tuple[BookLevel, ...]:
-    """Raw delta levels as Decimal pairs (a loop: faster than a comprehension on 3.11)."""
+def _levels(
+    levels: Sequence[RawLevel], dec: Callable[[str], Decimal] = _decimal
+) -> tuple[BookLevel, ...]:
+    """Raw delta levels as Decimal pairs, through the shared decimal cache (a loop: faster
+    than a comprehension on 3.11)."""
     out = []
     for lv in levels:
-        sz = lv[1]
-        out.append((Decimal(lv[0]), _ZERO if sz == "0" else Decimal(sz)))
+        out.append((dec(lv[0]), dec(lv[1])))
     return tuple(out)
 
 
