@@ -26,6 +26,7 @@ app = typer.Typer(
     help="marketfeed: collect market data in real time and on schedules, and persist it.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",
 )
 console = Console()
 err = Console(stderr=True)
@@ -411,6 +412,9 @@ def demo(
     venue: Annotated[
         list[str] | None, typer.Option(help="Only this venue (repeatable; default: all)")
     ] = None,
+    schema: Annotated[
+        str | None, typer.Option(help="PostgreSQL schema for the tables (with --sink)")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "WARNING",
 ) -> None:
     """Offline demo: replay real recorded OKX and Upbit sessions (bundled with their
@@ -424,10 +428,17 @@ def demo(
         raise _fail(MarketfeedError(f"--speed must be positive, not {speed}"))
     configure_logging(log_level)
     url = sink or f"sqlite:///{db}"
+    options = {"schema": schema} if schema else {}
+
+    async def main() -> Any:
+        return await run_demo(url, speed, venue or [], sink_options=options)
+
     try:
-        summary = anyio.run(run_demo, url, speed, venue or [])
+        summary = anyio.run(main)
     except MarketfeedError as exc:
         raise _fail(exc) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
     out = console if console.is_terminal else Console(width=max(console.width, 132))
     out.print(summary.table())
     out.print(summary.footer())

@@ -37,6 +37,7 @@ from ._login import login
 from ._normalise import OkxNormaliser
 from ._symbols import normalise_symbol
 from ._timeframes import BARS
+from .demo import DEMO
 
 __all__ = [
     "CHANNELS",
@@ -91,6 +92,7 @@ INFO = VenueInfo(
         ),
     ),
     default_silence_timeout={"ticker": 120.0, "book": 120.0},
+    demo=DEMO,
 )
 
 

@@ -43,6 +43,7 @@ from ._normalise import UpbitNormaliser, UpbitSession
 from ._request import STREAM_CHANNELS, RequestBook, build_request, check_subscription
 from ._rest import UpbitRest
 from ._timeframes import TIMEFRAMES
+from .demo import DEMO
 
 __all__ = [
     "CHANNELS",
@@ -124,6 +125,7 @@ def register(registry: Registry) -> None:
                     run=_instruments_job,
                 ),
             ),
+            demo=DEMO,
         )
     )
 
