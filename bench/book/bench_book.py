@@ -2,10 +2,13 @@
 
 Applies every book message (snapshots and updates, in file order) of the four OKX captures
 in ``tests/core/data/book/`` with marketfeed's book engine (checksum on and off, and through
-``BookEngine`` with its event emission) and with bmoscon's ``order-book`` C library
-(``pip install order-book``, import ``order_book``; levels converted to ``Decimal`` and its
-OKX checksum compared, as cryptofeed does) on the same updates in the same run. Frames are
-decoded before timing: this measures book maintenance, not JSON decoding.
+``BookEngine`` with its event emission, both policies: ``delta`` builds a ``BookDelta`` of
+exact decimals per update, ``top`` a top-25 ``BookSnapshot`` per second of receive time;
+the checksum function is marketfeed-okx's ``book_checksum``) and with bmoscon's
+``order-book`` C library (``pip install order-book``, import ``order_book``; levels
+converted to ``Decimal`` and its OKX checksum compared, as cryptofeed does) on the same
+updates in the same run. Frames are decoded before timing: this measures book maintenance,
+not JSON decoding.
 
 Every checksum-on run must match every checksum in the captures; mismatches are printed.
 
@@ -60,25 +63,24 @@ def load(paths: list[Path]) -> list[Msg]:
     return out
 
 
-def okx_checksum(book: L2Book) -> int:
-    """OKX CRC32 of the top 25 levels, ``bidPx:bidSz:askPx:askSz`` interleaved, signed."""
-    bp, bs, ap, az = book.raw_columns(25)
-    nb, na = len(bp), len(ap)
-    if nb == na:
-        parts = [""] * (4 * nb)
-        parts[0::4] = bp
-        parts[1::4] = bs
-        parts[2::4] = ap
-        parts[3::4] = az
-    else:
-        parts = []
-        for i in range(max(nb, na)):
-            if i < nb:
-                parts += (bp[i], bs[i])
-            if i < na:
-                parts += (ap[i], az[i])
+def _reference_checksum(book: L2Book) -> int:
+    """OKX CRC32 of the top 25 levels, ``bidPx:bidSz:askPx:askSz`` interleaved, signed
+    (the plain rule over ``raw_top``; used only when marketfeed-okx is not installed)."""
+    bids, asks = book.raw_top(25)
+    parts: list[str] = []
+    for i in range(max(len(bids), len(asks))):
+        for side in (bids, asks):
+            if i < len(side):
+                parts += side[i]
     v = zlib.crc32(":".join(parts).encode())
     return v - 4294967296 if v > 2147483647 else v
+
+
+try:  # the checksum function the OKX plugin gives the engine
+    from marketfeed_okx import book_checksum as okx_checksum
+except ImportError:
+    print("marketfeed-okx not installed: plain reference checksum", file=sys.stderr)
+    okx_checksum = _reference_checksum
 
 
 def run_l2book(msgs: list[Msg], checksum: bool) -> int:

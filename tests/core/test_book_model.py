@@ -186,6 +186,32 @@ def test_checksum_and_crossed_checks_match_model(snapshot: Any, deltas: Any, cor
     assert err.value.kind == "invalid"
 
 
+def joined(levels: list[tuple[str, str]], sep: str = ":") -> list[str]:
+    return [p + sep + s for p, s in levels]
+
+
+@settings(max_examples=150, deadline=None)
+@given(snapshot=st.tuples(levels, levels), deltas=ops, depth=st.integers(1, 4))
+def test_raw_pairs_follow_every_update(snapshot: Any, deltas: Any, depth: int) -> None:
+    """The "price:size" strings the book keeps up to date update by update (raw_pairs)
+    equal the model's top levels joined, after every delta (inserts, deletions, other
+    spellings, float collisions); another separator or a deeper request rebuilds them."""
+    book = L2Book("t", "A-B", "AB", check_crossed=False)
+    model = Model()
+    book.apply_snapshot(*snapshot)
+    model.snapshot(*snapshot)
+    for bids, asks in deltas:
+        mb, ma = model.raw(depth)
+        assert book.raw_pairs(depth) == (joined(mb), joined(ma))
+        book.apply_delta(bids, asks)
+        model.delta(bids, asks)
+    mb, ma = model.raw(depth)
+    assert book.raw_pairs(depth) == (joined(mb), joined(ma))
+    assert book.raw_pairs(depth, "|") == (joined(mb, "|"), joined(ma, "|"))
+    mb, ma = model.raw(depth + 5)
+    assert book.raw_pairs(depth + 5, "|") == (joined(mb, "|"), joined(ma, "|"))
+
+
 # --------------------------------------------------------------------------- rules
 
 

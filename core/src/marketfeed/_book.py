@@ -63,9 +63,10 @@ strings, e.g. ``("30238.8", "2")`` or OKX's ``["30238.8", "2", "0", "1"]`` (furt
 such as OKX's order counts, are ignored)."""
 
 ChecksumFunction = Callable[["L2Book"], int]
-"""A venue checksum: ``checksum(book) -> int``, computed from ``book.raw_top(n)`` (or
-``book.raw_columns(n)``) only. It must be a pure function of those top levels: the book
-memoises the result while its top levels are unchanged."""
+"""A venue checksum: ``checksum(book) -> int``, computed from ``book.raw_top(n)``,
+``book.raw_columns(n)`` or ``book.raw_pairs(n, sep)`` (the cheapest) only. It must be a
+pure function of those top levels: the book memoises the result while its top levels are
+unchanged."""
 
 SequenceRule = Literal["none", "contiguous", "linked"]
 """How update sequence numbers must follow each other (see :class:`L2Book`)."""
@@ -201,7 +202,7 @@ class _Side:
     either way; the float keys are only an ordering device.
     """
 
-    __slots__ = ("exact", "index", "keys", "neg", "pxs", "szs")
+    __slots__ = ("exact", "index", "keys", "neg", "pxs", "sep", "szs", "tops")
 
     def __init__(self, neg: bool) -> None:
         self.neg = neg
@@ -210,6 +211,10 @@ class _Side:
         self.keys: list[_Key] = []  # sort keys, ascending (best first)
         self.pxs: list[str] = []  # price strings, parallel to keys
         self.szs: list[str] = []  # size strings, parallel to keys
+        # ``price + sep + size`` of the top ``watch`` levels (see L2Book.raw_pairs), kept in
+        # step by _apply_side; None until a raw_pairs call builds it (and after a snapshot).
+        self.tops: list[str] | None = None
+        self.sep = ":"
 
     def clear(self) -> None:
         self.exact = False
@@ -217,6 +222,15 @@ class _Side:
         self.keys = []
         self.pxs = []
         self.szs = []
+        self.tops = None
+
+    def build_tops(self, depth: int, sep: str) -> list[str]:
+        """(Re)build ``tops`` for the top ``depth`` levels joined with ``sep``."""
+        self.sep = sep
+        self.tops = [
+            f"{px}{sep}{sz}" for px, sz in zip(self.pxs[:depth], self.szs[:depth], strict=True)
+        ]
+        return self.tops
 
     def key(self, px: str) -> _Key:
         """Sort key of a price string; BookIntegrityError for a non-finite/garbage price."""
@@ -299,6 +313,8 @@ def _apply_side(side: _Side, levels: Sequence[RawLevel], watch: int) -> bool:
     """Apply delta levels to one side; return whether the top ``watch`` levels changed.
 
     Hot path: the zero test of ``_is_zero`` and the float key of ``_Side.key`` are inlined.
+    An operation that lands in the top ``watch`` levels is mirrored on ``side.tops`` (when
+    built), so those pair strings stay equal to ``price + sep + size`` of the top levels.
     """
     index = side.index
     keys = side.keys
@@ -306,6 +322,8 @@ def _apply_side(side: _Side, levels: Sequence[RawLevel], watch: int) -> bool:
     szs = side.szs
     neg = side.neg
     exact = side.exact
+    tops = side.tops
+    sep = side.sep
     # The top `watch` levels change iff an operation lands at a sorted index < watch.
     dirty = False
     for n, lv in enumerate(levels):
@@ -330,46 +348,84 @@ def _apply_side(side: _Side, levels: Sequence[RawLevel], watch: int) -> bool:
                 del keys[i]
                 del pxs[i]
                 del szs[i]
+                if i < watch:
+                    dirty = True
+                    if tops is not None:
+                        _mirror(tops, i, True, False, px, sz, sep, pxs, szs, watch)
             else:
                 szs[i] = sz
+                if i < watch:
+                    dirty = True
+                    if tops is not None:
+                        tops[i] = f"{px}{sep}{sz}"
+            continue
+        if exact or px.__class__ is not str:
+            key = side.key(px)
         else:
-            if exact or px.__class__ is not str:
-                key = side.key(px)
+            try:
+                key = float(px)
+            except ValueError:
+                raise _malformed("price", px) from None
+            if key - key != 0.0:
+                raise _malformed("price", px)
+            if neg:
+                key = -key
+        i = bisect_left(keys, key)
+        if i < len(keys) and keys[i] == key:
+            if not exact and Decimal(pxs[i]) != Decimal(px):
+                # Two prices, one double: continue this update with Decimal keys.
+                side.make_exact()
+                return _apply_side(side, levels[n:], watch) or dirty
+            # Same price spelled differently ("1.0" vs "1.00"): the new spelling wins.
+            del index[pxs[i]]
+            inserted = False
+            if zero:
+                del keys[i]
+                del pxs[i]
+                del szs[i]
             else:
-                try:
-                    key = float(px)
-                except ValueError:
-                    raise _malformed("price", px) from None
-                if key - key != 0.0:
-                    raise _malformed("price", px)
-                if neg:
-                    key = -key
-            i = bisect_left(keys, key)
-            if i < len(keys) and keys[i] == key:
-                if not exact and Decimal(pxs[i]) != Decimal(px):
-                    # Two prices, one double: continue this update with Decimal keys.
-                    side.make_exact()
-                    return _apply_side(side, levels[n:], watch) or dirty
-                # Same price spelled differently ("1.0" vs "1.00"): the new spelling wins.
-                del index[pxs[i]]
-                if zero:
-                    del keys[i]
-                    del pxs[i]
-                    del szs[i]
-                else:
-                    pxs[i] = px
-                    szs[i] = sz
-                    index[px] = key
-            elif zero:
-                continue  # deleting a level that is not there: nothing changes
-            else:
-                keys.insert(i, key)
-                pxs.insert(i, px)
-                szs.insert(i, sz)
+                pxs[i] = px
+                szs[i] = sz
                 index[px] = key
+        elif zero:
+            continue  # deleting a level that is not there: nothing changes
+        else:
+            keys.insert(i, key)
+            pxs.insert(i, px)
+            szs.insert(i, sz)
+            index[px] = key
+            inserted = True
         if i < watch:
             dirty = True
+            if tops is not None:
+                _mirror(tops, i, zero, inserted, px, sz, sep, pxs, szs, watch)
     return dirty
+
+
+def _mirror(
+    tops: list[str],
+    i: int,
+    removed: bool,
+    inserted: bool,
+    px: str,
+    sz: str,
+    sep: str,
+    pxs: list[str],
+    szs: list[str],
+    watch: int,
+) -> None:
+    """Repeat on ``tops`` (the pair strings of the top ``watch`` levels) an operation that
+    _apply_side just made at index ``i < watch`` of ``pxs``/``szs``."""
+    if removed:
+        del tops[i]
+        if len(pxs) >= watch:  # the level that moved up into the top `watch`
+            tops.append(f"{pxs[watch - 1]}{sep}{szs[watch - 1]}")
+    elif inserted:
+        tops.insert(i, f"{px}{sep}{sz}")
+        if len(tops) > watch:
+            del tops[watch]
+    else:
+        tops[i] = f"{px}{sep}{sz}"
 
 
 class L2Book:
@@ -378,11 +434,11 @@ class L2Book:
     Args:
         venue, symbol, native_symbol: As on market events (``symbol`` normalised).
         checksum: The venue's checksum function ``checksum(book) -> int``, or ``None``. It
-            reads ``book.raw_top(n)`` / ``book.raw_columns(n)`` (original strings, best
-            first) and must be a pure function of them; the result is memoised while the
-            top levels are unchanged (``checksum_memo=False`` turns that off). OKX: CRC32 of
-            the top 25 levels interleaved ``bidPx:bidSz:askPx:askSz``, signed 32-bit
-            (OKX API v5, "WebSocket order book channel", checksum).
+            reads ``book.raw_top(n)``, ``raw_columns(n)`` or ``raw_pairs(n)`` (original
+            strings, best first) and must be a pure function of them; the result is
+            memoised while the top levels are unchanged (``checksum_memo=False`` turns that
+            off). OKX: CRC32 of the top 25 levels interleaved ``bidPx:bidSz:askPx:askSz``,
+            signed 32-bit (OKX API v5, "WebSocket order book channel", checksum).
         sequence: Sequence rule for deltas:
             ``"none"``: not checked;
             ``"contiguous"``: ``sequence == last sequence + 1``;
@@ -708,9 +764,37 @@ class L2Book:
         """
         if n > self._watch:
             self._watch = n
+            self._bids.tops = self._asks.tops = None  # pair strings were kept for fewer
         b = self._bids
         a = self._asks
         return b.pxs[:n], b.szs[:n], a.pxs[:n], a.szs[:n]
+
+    def raw_pairs(self, n: int, sep: str = ":") -> tuple[list[str], list[str]]:
+        """Top ``n`` levels per side as ``price + sep + size`` strings (the venue's originals),
+        best first: the cheapest input for a checksum over joined levels (OKX joins
+        ``bidPx:bidSz:askPx:askSz:...``, i.e. these pairs interleaved, with ``:``).
+
+        The first call builds the pair strings; from then on every update that touches the
+        top levels updates them in place (only those), until the next snapshot or a call
+        with a larger ``n`` or another ``sep`` (which rebuild them). Equal, element for
+        element, to ``[p + sep + s for p, s in raw_top(n)[side]]``.
+
+        Returns:
+            ``(bid_pairs, ask_pairs)``, new lists, shorter when a side has fewer levels.
+        """
+        if n > self._watch:
+            self._watch = n
+            self._bids.tops = self._asks.tops = None
+        watch = self._watch
+        b = self._bids
+        a = self._asks
+        bt = b.tops
+        if bt is None or b.sep != sep:
+            bt = b.build_tops(watch, sep)
+        at = a.tops
+        if at is None or a.sep != sep:
+            at = a.build_tops(watch, sep)
+        return bt[:n], at[:n]
 
     # ------------------------------------------------------------------ public views
 

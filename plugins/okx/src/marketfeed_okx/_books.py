@@ -52,39 +52,31 @@ _join = ":".join
 def book_checksum(book: L2Book) -> int:
     """OKX's checksum of an engine book (signed CRC32 of its top 25 levels).
 
-    Same rule as :func:`marketfeed_okx.okx_checksum`, over the book's original strings;
-    the interleaving is done with slice assignments (about twice as fast as ``zip``).
+    Same rule as :func:`marketfeed_okx.okx_checksum`, over the book's original strings.
+    The engine keeps the ``"px:sz"`` strings of the top levels up to date
+    (:meth:`L2Book.raw_pairs`), so the text is those pairs interleaved bid/ask (slice
+    assignments) and joined with ``:``; where one side is shorter, the other side's
+    pairs continue alone.
     """
-    bp, bs, ap, az = book.raw_columns(CHECKSUM_DEPTH)
+    bp, ap = book.raw_pairs(CHECKSUM_DEPTH, ":")
     nb = len(bp)
     na = len(ap)
-    if nb != na:
-        n = min(nb, na)
-        if nb > na:
-            tail = _pairs(bp[n:], bs[n:])
-            bp, bs = bp[:n], bs[:n]
-        else:
-            tail = _pairs(ap[n:], az[n:])
-            ap, az = ap[:n], az[:n]
+    if nb == na:
+        parts = bp + ap
+        parts[0::2] = bp
+        parts[1::2] = ap
+    elif nb > na:
+        parts = bp[:na] + ap
+        parts[0::2] = bp[:na]
+        parts[1::2] = ap
+        parts += bp[na:]
     else:
-        n = nb
-        tail = None
-    parts = bp * 4
-    parts[0::4] = bp
-    parts[1::4] = bs
-    parts[2::4] = ap
-    parts[3::4] = az
-    if tail:
-        parts += tail
+        parts = bp + ap[:nb]
+        parts[0::2] = bp
+        parts[1::2] = ap[:nb]
+        parts += ap[nb:]
     value = crc32(_join(parts).encode())
     return value - 0x100000000 if value & 0x80000000 else value
-
-
-def _pairs(prices: list[str], sizes: list[str]) -> list[str]:
-    parts = prices * 2
-    parts[0::2] = prices
-    parts[1::2] = sizes
-    return parts
 
 
 def book_options(options: Mapping[str, Any]) -> dict[str, Any]:
