@@ -267,8 +267,23 @@ class _Side:
         except (TypeError, IndexError, KeyError) as exc:
             raise _malformed("level", exc) from None
         key = self.key
-        keys = [key(px) for px in pxs]  # validates every price
-        has_zero = any((sz == "0" or sz[:1] in ("0", ".", "-", "")) and _is_zero(sz) for sz in szs)
+        try:
+            # Fast path: every price and size parses as a double, the prices' sum is finite
+            # (no nan/inf) and so are the sizes', and every size is > 0 (none zero,
+            # negative or nan). Anything else takes the exact per-level checks below.
+            keys = list(map(float, pxs))
+            fs = list(map(float, szs))
+            total = sum(keys) + sum(fs)
+            fast = total - total == 0.0 and (not fs or min(fs) > 0.0)
+        except ValueError:
+            fast = False
+        if fast:
+            if self.neg:
+                keys = [-k for k in keys]
+            has_zero = False
+        else:
+            keys = [key(px) for px in pxs]  # raises for a price that is not finite
+            has_zero = any(map(_is_zero, szs))  # raises for a negative or lettered size
         if has_zero or not all(map(_lt, keys, keys[1:])):
             # Unsorted, repeated prices or zero sizes: merge in input order (a repeated
             # price keeps its last size; a zero size removes the price), then sort.
