@@ -27,7 +27,7 @@ CAPTURE = Path(__file__).parent / "data" / "binance_futures" / (
     "binance_futures.20210417.ws.5.head1500.jsonl"
 )
 SYMBOLS = ["DENTUSDT", "KSMUSDT", "XMRUSDT", "YFIUSDT"]
-CHANNELS = ["aggTrade", "bookTicker", "kline_1m"]
+CHANNELS = ["aggTrade", "bookTicker", "kline_1m", "kline_5m"]
 
 
 def expected_counts() -> collections.Counter[tuple[str, str]]:
@@ -104,6 +104,9 @@ async def test_every_event_of_the_capture_reaches_the_sink(tmp_path: Path) -> No
         subs = {(s.channel, s.symbol): s for s in st.subscriptions}
         assert subs[("aggTrade", "YFIUSDT")].events == EXPECTED[("trade", "YFIUSDT")]
         assert subs[("aggTrade", "YFIUSDT")].state == "active"
+        # candles are counted per timeframe: the capture has 1m klines only
+        assert subs[("kline_1m", "YFIUSDT")].events == EXPECTED[("candle", "YFIUSDT")]
+        assert subs[("kline_5m", "YFIUSDT")].events == 0
         session = server.ws_sessions[0]
         assert session.query["streams"][0].count("@") == len(SYMBOLS) * len(CHANNELS)
     assert stored_counts("all") == EXPECTED

@@ -221,6 +221,9 @@ class VenueInfo(msgspec.Struct, frozen=True, kw_only=True):
             ``marketfeed backfill``), else ``None``.
         jobs: Scheduled jobs the venue offers.
         default_silence_timeout: Watchdog seconds per event kind when config gives none.
+        channel_timeframes: Candle channel -> the :attr:`Candle.timeframe` its events carry
+            (``{"candle1H": "1h"}``), so status counts each candle subscription of one
+            instrument separately.
         demo: Bundled captures for ``marketfeed demo``, or ``None``.
     """
 
@@ -234,6 +237,7 @@ class VenueInfo(msgspec.Struct, frozen=True, kw_only=True):
     )
     jobs: tuple[Job, ...] = ()
     default_silence_timeout: Mapping[str, float] = msgspec.field(default_factory=dict)
+    channel_timeframes: Mapping[str, str] = msgspec.field(default_factory=dict)
     demo: Demo | None = None
 
     @property

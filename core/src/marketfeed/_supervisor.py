@@ -34,9 +34,9 @@ import math
 import signal
 import time
 from collections import defaultdict
-from pathlib import Path
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -68,6 +68,7 @@ from ._errors import (
     TransportError,
 )
 from ._models import (
+    Candle,
     ConnectionState,
     DeadLetter,
     Event,
@@ -520,6 +521,11 @@ class Supervisor:
 
     @staticmethod
     def _sub_family(venue: VenueInfo, sub: Subscription) -> str:
+        """Status key part of a subscription: the event family, and for a candle channel
+        with a declared timeframe ``candle:<timeframe>``."""
+        timeframe = venue.channel_timeframes.get(sub.channel)
+        if timeframe is not None:
+            return f"candle:{timeframe}"
         return _family(venue.channels.get(sub.channel, sub.channel))
 
     async def _add(self, subscriptions: Sequence[Subscription]) -> None:
@@ -730,7 +736,13 @@ class Supervisor:
                 continue
             native = getattr(ev, "native_symbol", None)
             if native is not None:
-                states = index.get((ev.venue, _type_family(t), native))
+                venue = ev.venue
+                if isinstance(ev, Candle):
+                    states = index.get((venue, f"candle:{ev.timeframe}", native)) or index.get(
+                        (venue, "candle", native)
+                    )
+                else:
+                    states = index.get((venue, _type_family(t), native))
                 if states:
                     for st in states:
                         st.events += 1

@@ -36,7 +36,7 @@ from ._config import OkxConfig
 from ._login import login
 from ._normalise import OkxNormaliser
 from ._symbols import normalise_symbol
-from ._timeframes import BARS
+from ._timeframes import BARS, normalise_timeframe
 from .demo import DEMO
 
 __all__ = [
@@ -80,6 +80,7 @@ INFO = VenueInfo(
     description="OKX (v5): tickers, trades, L2 books with checksum/sequence checks, "
     "candles of every timeframe; REST instruments and candle backfill",
     channels=CHANNELS,
+    channel_timeframes={f"candle{bar}": normalise_timeframe(bar) for bar in BARS},
     endpoints=ENDPOINTS,
     config_schema=OkxConfig,
     backfill=backfill,

@@ -114,6 +114,9 @@ def register(registry: Registry) -> None:
                 "over REST"
             ),
             channels=CHANNELS,
+            channel_timeframes={
+                tf.channel: tf.timeframe for tf in TIMEFRAMES.values() if tf.streamable
+            },
             endpoints=ENDPOINTS,
             config_schema=UpbitConfig,
             backfill=backfill,

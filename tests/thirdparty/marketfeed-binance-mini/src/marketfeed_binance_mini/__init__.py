@@ -33,7 +33,13 @@ def register(registry: marketfeed.Registry) -> None:
         marketfeed.VenueInfo(
             name=VENUE,
             description="Binance USD-M futures (example third-party plugin)",
-            channels={"aggTrade": "trade", "bookTicker": "ticker", "kline_1m": "candle"},
+            channels={
+                "aggTrade": "trade",
+                "bookTicker": "ticker",
+                "kline_1m": "candle",
+                "kline_5m": "candle",
+            },
+            channel_timeframes={"kline_1m": "1m", "kline_5m": "5m"},
             endpoints={"ws": "wss://fstream.binance.com"},
         )
     )
