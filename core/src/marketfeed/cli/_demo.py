@@ -478,7 +478,7 @@ async def _wait_delivered(
             sessions = [s for s in server.ws_sessions if s.path in wanted]
             if {s.path for s in sessions} != wanted:
                 continue
-            if not all(s.next_frame >= frames[s.path] for s in sessions if not s.closed):
+            if not all(s.replay_done for s in sessions if not s.closed):
                 continue
             if _behind(server, sup.status(), wanted):
                 continue

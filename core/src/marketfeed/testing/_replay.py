@@ -187,6 +187,11 @@ class ReplaySession:
         with anyio.fail_after(timeout):
             await self._closed_event.wait()
 
+    @property
+    def replay_done(self) -> bool:
+        """Whether every capture frame was sent on this connection (``add_ws`` routes)."""
+        return self._replay_done.is_set()
+
     async def wait_replayed(self, timeout: float = 10.0) -> None:
         """Wait until every capture frame was sent on this connection (``add_ws``).
 
