@@ -104,6 +104,7 @@ class Target:
             self.drop()
             self.url = PG_URL
             self.schema = f"mf_bench_{os.getpid()}_{self._n}"
+            checkpoint()
 
     def options(self, **extra: Any) -> dict[str, Any]:
         return {"schema": self.schema, **extra} if self.schema else dict(extra)
@@ -127,6 +128,18 @@ class Target:
     def close(self) -> None:
         self.drop()
         self._dir.cleanup()
+
+
+def checkpoint() -> None:
+    """Flush the previous measurement's dirty pages now, so that a checkpoint does not
+    land in the middle of the next one (needs superuser; skipped otherwise)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+    except psycopg.Error:
+        pass
 
 
 def postgres_available() -> str | None:
@@ -359,6 +372,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller totals")
     parser.add_argument("--markdown", action="store_true", help="print the README table")
     parser.add_argument("--runs", type=int, default=3, help="median of this many runs")
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], help="only this one")
+    parser.add_argument("--kind", choices=["trade", "candle"], help="only this kind")
+    parser.add_argument(
+        "--no-methods", action="store_true", help="skip the PostgreSQL bulk-method comparison"
+    )
     args = parser.parse_args()
     runs = max(1, args.runs)
 
@@ -376,6 +394,9 @@ def main() -> None:
         backends.append("postgresql")
     else:
         print(f"PostgreSQL skipped: {reason}")
+    if args.backend:
+        backends = [b for b in backends if b == args.backend]
+    kinds = [args.kind] if args.kind else ["trade", "candle"]
 
     python = sys.version.split()[0]
     print(f"machine: {os.cpu_count()} CPUs, Python {python}, marketfeed {mf.__version__}")
@@ -385,7 +406,7 @@ def main() -> None:
     for backend in backends:
         target = Target(backend)
         try:
-            for kind in ("trade", "candle"):
+            for kind in kinds:
                 seed = median(bench_seed, target, kind, seed_rows, seed_seconds)
                 for size in BATCH_SIZES:
                     rate = median(bench_sink, target, kind, size, totals[size])
@@ -395,7 +416,7 @@ def main() -> None:
                         f"seed {fmt(seed):>7} rows/s   x{rate / seed:,.0f}",
                         flush=True,
                     )
-            if backend == "postgresql":
+            if backend == "postgresql" and not args.no_methods and "trade" in kinds:
                 for size in BATCH_SIZES:
                     n = totals[size]
                     copy = median(bench_sink, target, "trade", size, n)
@@ -411,7 +432,7 @@ def main() -> None:
                         f"{fmt(sa_many)}, SQLAlchemy insertmanyvalues {fmt(sa_imv)} rows/s",
                         flush=True,
                     )
-                for kind in ("trade", "candle"):
+                for kind in kinds:
                     latency = median(new_month_latency, target, kind)
                     months.append((kind, latency))
                     print(

@@ -523,3 +523,35 @@ async def test_persist_does_not_block_the_event_loop(sqlite_target: Target) -> N
     assert result.stored == len(batch)
     inside = [t for t in ticks if window[0] < t < window[1]]
     assert len(inside) >= 3, (len(inside), window[1] - window[0])
+
+
+async def test_mixed_batch_where_only_the_candle_conflicts(target: Target) -> None:
+    # New trades plus an update of an already stored candle in one batch: the optimistic
+    # first attempt meets the stored candle, the batch is redone, and everything lands.
+    closed, unclosed = _hour_candles()
+    trades = upbit_trades()
+    (_, second) = await write(target, [unclosed], [*trades[:200], closed, *trades[200:]])
+    assert second.stored == len(trades) + 1 and second.rejected == []
+    assert target.count("trade") == len(trades)
+    assert _stored_hour(target) == closed
+
+
+def test_optimism_backs_off_after_conflicts_and_recovers() -> None:
+    from marketfeed_sinks.sql._postgres import _Optimism
+
+    opt = _Optimism()
+    assert opt.ready("candle")
+    opt.conflict("candle")  # skip 1
+    assert [opt.ready("candle") for _ in range(2)] == [False, True]
+    opt.conflict("candle")  # skip 2
+    assert [opt.ready("candle") for _ in range(3)] == [False, False, True]
+    opt.success("candle")
+    opt.conflict("candle")  # back to skip 1 after a success
+    assert [opt.ready("candle") for _ in range(2)] == [False, True]
+    for _ in range(20):
+        opt.conflict("trade")
+    skipped = 0
+    while not opt.ready("trade"):
+        skipped += 1
+    assert skipped == _Optimism.MAX_SKIP
+    assert opt.ready("ticker")  # per table
