@@ -35,6 +35,9 @@ __all__ = [
     "dec",
     "decimal_cache",
     "dec_or_none",
+    "cache_miss",
+    "cache_miss_or_none",
+    "fresh_dec_or_none",
     "ms_to_datetime",
 ]
 
@@ -173,6 +176,16 @@ decimal_cache = _cache
 ``None``; bounded: cleared when it reaches 200,000 entries)."""
 
 
+def _parse(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise ValueError(f"not a decimal: {text!r}") from None
+    if not value.is_finite():
+        raise ValueError(f"not a finite decimal: {text!r}")
+    return value
+
+
 def dec(text: str) -> Decimal:
     """Exact :class:`Decimal` of a numeric string (cached).
 
@@ -180,18 +193,26 @@ def dec(text: str) -> Decimal:
         ValueError: ``text`` is empty, not a number, or not finite.
     """
     value = _cache.get(text)
-    if value is not None:
-        return value
-    try:
-        value = Decimal(text)
-    except ArithmeticError:
-        raise ValueError(f"not a decimal: {text!r}") from None
-    if not value.is_finite():
-        raise ValueError(f"not a finite decimal: {text!r}")
+    return value if value is not None else cache_miss(text)
+
+
+def cache_miss(text: str) -> Decimal:
+    """:func:`dec` for a text that ``decimal_cache.get`` just missed: parse and keep it
+    (hot paths call ``decimal_cache.get(text) or cache_miss(text)``).
+
+    Raises:
+        ValueError: ``text`` is empty, not a number, or not finite.
+    """
+    value = _parse(text)
     if len(_cache) >= _CACHE_MAX:
         _cache.clear()
     _cache[text] = value
     return value
+
+
+def cache_miss_or_none(text: str) -> Decimal | None:
+    """:func:`cache_miss`, but ``""`` (absent) gives ``None``."""
+    return cache_miss(text) if text else None
 
 
 def dec_or_none(text: str) -> Decimal | None:
@@ -199,7 +220,18 @@ def dec_or_none(text: str) -> Decimal | None:
     if not text:
         return None
     value = _cache.get(text)
-    return value if value is not None else dec(text)
+    return value if value is not None else cache_miss(text)
+
+
+def fresh_dec_or_none(text: str) -> Decimal | None:
+    """Like :func:`dec_or_none` without the cache, for values that rarely repeat (a
+    ticker's 24 h volumes change on almost every push: caching them costs a failed
+    lookup and an insert each time, and crowds out the prices).
+
+    Raises:
+        ValueError: ``text`` is not a number or not finite.
+    """
+    return _parse(text) if text else None
 
 
 def ms_to_datetime(ms: int) -> _dt.datetime:
