@@ -4,15 +4,20 @@ Frames: the real recorded sessions in ``tests/okx/data`` (2022-05-13 ``books`` w
 levels per update; 2021-07-22 ``books-l2-tbt`` with ~2 levels per update), in recorded
 order. Per frame kind (trade, ticker, book update, book snapshot) and for the whole file:
 
-* **marketfeed-okx**: ``OkxNormaliser(frame, receive_time)`` (checksum on and off);
+* **marketfeed-okx**: ``OkxNormaliser(frame, receive_time)`` with the plugin's default
+  book emission policy ``book_emit="delta"`` (a ``BookDelta`` of exact decimals per update;
+  checksum on and off) and with ``book_emit="top"`` (a top-25 ``BookSnapshot`` per second
+  per book, no per-update event; checksum on);
 * **cryptofeed**: ``OKX.message_handler(frame, conn, timestamp)`` of cryptofeed's OKX
   feed with no-op callbacks (checksum validation on and off), symbols loaded from the
   recorded ``/api/v5/public/instruments`` responses (no network: the REST reader is
   replaced by one serving the recorded bodies).
 
 Each figure is the median over ``--repeat`` passes of the mean time per frame (a fresh
-normaliser/feed per pass, frames timed one by one with ``perf_counter_ns``; the four
-variants alternate pass by pass, so load on a shared machine affects them alike). Install
+normaliser/feed per pass, frames timed one by one with ``perf_counter_ns``; the variants
+alternate pass by pass, so load on a shared machine affects them alike). Every
+marketfeed pass starts with empty decimal caches (the plugin's and the book engine's), so
+each pass pays its cache misses like a fresh process; ``--warm`` keeps them across passes. Install
 cryptofeed in the venv to compare (``pip install cryptofeed``; not a dependency).
 
 Run: ``python bench/okx/bench_okx.py [--repeat 30]``
@@ -27,13 +32,15 @@ import json
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from marketfeed_okx import OkxNormaliser
+from marketfeed import Subscription, _book
+from marketfeed_okx import BOOK_CHANNELS, OkxNormaliser
+from marketfeed_okx._decode import decimal_cache
 
 DATA = Path(__file__).resolve().parents[2] / "tests" / "okx" / "data"
 SESSIONS = {
@@ -104,11 +111,27 @@ def _median(passes: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(p[k] for p in passes) for k in passes[0]}
 
 
-def ours(checksum: bool) -> Callable[[list[tuple[Any, str]]], dict[str, float]]:
-    """One pass of marketfeed-okx over the frames (fresh normaliser)."""
+def clear_caches() -> None:
+    """Empty the decimal caches (marketfeed-okx's and the book engine's)."""
+    decimal_cache.clear()
+    _book._DECIMALS.clear()
+
+
+def ours(
+    checksum: bool, emit: str = "delta", insts: Sequence[str] = (), warm: bool = False
+) -> Callable[[list[tuple[Any, str]]], dict[str, float]]:
+    """One pass of marketfeed-okx over the frames (fresh normaliser; ``emit`` is the
+    ``book_emit`` option of every book subscription)."""
+    subs = [
+        Subscription(venue="okx", channel=ch, symbol=inst, options={"book_emit": emit})
+        for ch in BOOK_CHANNELS
+        for inst in insts
+    ]
 
     def one_pass(frames: list[tuple[Any, str]]) -> dict[str, float]:
-        return _pass(OkxNormaliser("okx", checksum=checksum).function(), frames)
+        if not warm:
+            clear_caches()
+        return _pass(OkxNormaliser("okx", subs, checksum=checksum).function(), frames)
 
     return one_pass
 
@@ -164,7 +187,8 @@ def cryptofeed(
 
 def loop_table(raw: list[tuple[float, str]], http: Path, insts: list[str], repeat: int) -> None:
     """Trades and tickers alone, in a tight loop (no per-frame timer, no book work in
-    between): the cost of the normalisation itself, best of ``repeat`` loops."""
+    between): the cost of the normalisation itself, best of ``repeat`` loops (caches warm
+    after the first)."""
     timed = [(dt.datetime.fromtimestamp(t, dt.UTC), f) for t, f in raw]
     print("| frames (tight loop) | marketfeed-okx | cryptofeed | speed-up |")
     print("|---|---:|---:|---:|")
@@ -225,8 +249,13 @@ def _fmt(x: float | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30, help="passes per measurement")
+    parser.add_argument("--warm", action="store_true", help="keep decimal caches across passes")
     args = parser.parse_args()
-    print(f"# marketfeed-okx vs cryptofeed, µs per frame (median of {args.repeat} passes)\n")
+    caches = "warm" if args.warm else "cold"
+    print(
+        f"# marketfeed-okx vs cryptofeed, µs per frame (median of {args.repeat} passes, "
+        f"{caches} decimal caches)\n"
+    )
     for name, (ws, http) in SESSIONS.items():
         raw = _frames(ws)
         ours_frames = [(dt.datetime.fromtimestamp(t, dt.UTC), f) for t, f in raw]
@@ -237,8 +266,9 @@ def main() -> None:
         insts = sorted({json.loads(f)["arg"]["instId"] for _, f in raw if f.startswith('{"arg"')})
         Runner = Callable[[list[tuple[Any, str]]], dict[str, float]]
         runners: dict[str, tuple[Runner, list[tuple[Any, str]]]] = {
-            "ours on": (ours(True), ours_frames),
-            "ours off": (ours(False), ours_frames),
+            "ours on": (ours(True, "delta", insts, args.warm), ours_frames),
+            "ours off": (ours(False, "delta", insts, args.warm), ours_frames),
+            "ours top": (ours(True, "top", insts, args.warm), ours_frames),
         }
         missing = None
         for label, ck in (("cf on", True), ("cf off", False)):
@@ -255,20 +285,22 @@ def main() -> None:
         result = {label: _median(p) for label, p in passes.items()}
         print(f"## {name} ({ws.name})\n")
         print(
-            "| frames | n | marketfeed-okx checksum on | off | cryptofeed checksum on | off "
-            "| speed-up (checksum on) |"
+            "| frames | n | marketfeed-okx delta, checksum on | delta, off | top, on "
+            "| cryptofeed checksum on | off | speed-up delta (on) | speed-up top (on) |"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for kind in KINDS:
             if kind not in result["ours on"]:
                 continue
             on, off = result["ours on"][kind], result["ours off"][kind]
+            top = result["ours top"][kind]
             cfo = result["cf on"].get(kind) if "cf on" in result else None
             cff = result["cf off"].get(kind) if "cf off" in result else None
             ratio = f"{cfo / on:.1f}x" if cfo else "-"
+            ratio_top = f"{cfo / top:.1f}x" if cfo else "-"
             print(
-                f"| {kind} | {counts[kind]} | {_fmt(on)} | {_fmt(off)} | {_fmt(cfo)} "
-                f"| {_fmt(cff)} | {ratio} |"
+                f"| {kind} | {counts[kind]} | {_fmt(on)} | {_fmt(off)} | {_fmt(top)} "
+                f"| {_fmt(cfo)} | {_fmt(cff)} | {ratio} | {ratio_top} |"
             )
         if missing:
             print(f"\ncryptofeed: {missing}")
