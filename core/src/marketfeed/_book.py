@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from decimal import Context, Decimal, InvalidOperation
 from operator import lt as _lt
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, cast
 
 import msgspec
 
@@ -267,19 +267,19 @@ class _Side:
         except (TypeError, IndexError, KeyError) as exc:
             raise _malformed("level", exc) from None
         key = self.key
+        keys: list[_Key]
         try:
             # Fast path: every price and size parses as a double, the prices' sum is finite
             # (no nan/inf) and so are the sizes', and every size is > 0 (none zero,
             # negative or nan). Anything else takes the exact per-level checks below.
-            keys = list(map(float, pxs))
+            fk = list(map(float, pxs))
             fs = list(map(float, szs))
-            total = sum(keys) + sum(fs)
+            total = sum(fk) + sum(fs)
             fast = total - total == 0.0 and (not fs or min(fs) > 0.0)
         except ValueError:
             fast = False
         if fast:
-            if self.neg:
-                keys = [-k for k in keys]
+            keys = [-k for k in fk] if self.neg else cast("list[_Key]", fk)
             has_zero = False
         else:
             keys = [key(px) for px in pxs]  # raises for a price that is not finite
