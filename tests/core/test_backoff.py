@@ -3,7 +3,6 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from marketfeed import Backoff
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import marketfeed
+import pytest
 from marketfeed import ConfigError, load_config, parse_config
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from marketfeed import RateLimiters, VenueContext, get_transport
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import marketfeed
+import pytest
 from marketfeed import PluginError, PluginManager, SinkInfo, VenueInfo
 
 

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
-
 import marketfeed
+import pytest
 from marketfeed import Candle, ConnectionState, Gap, Supervisor, Ticker, Trade, parse_config
 from marketfeed.testing import Faults, MemorySink, ReplayServer, read_capture
 
