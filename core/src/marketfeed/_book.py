@@ -365,8 +365,10 @@ def _apply_side(side: _Side, levels: Sequence[RawLevel], watch: int) -> bool:
                 del szs[i]
                 if i < watch:
                     dirty = True
-                    if tops is not None:
-                        _mirror(tops, i, True, False, px, sz, sep, pxs, szs, watch)
+                    if tops is not None:  # (inlined _mirror of a removal)
+                        del tops[i]
+                        if len(pxs) >= watch:
+                            tops.append(f"{pxs[watch - 1]}{sep}{szs[watch - 1]}")
             else:
                 szs[i] = sz
                 if i < watch:
@@ -413,7 +415,12 @@ def _apply_side(side: _Side, levels: Sequence[RawLevel], watch: int) -> bool:
         if i < watch:
             dirty = True
             if tops is not None:
-                _mirror(tops, i, zero, inserted, px, sz, sep, pxs, szs, watch)
+                if inserted:  # (inlined _mirror of an insert)
+                    tops.insert(i, f"{px}{sep}{sz}")
+                    if len(tops) > watch:
+                        del tops[watch]
+                else:
+                    _mirror(tops, i, zero, False, px, sz, sep, pxs, szs, watch)
     return dirty
 
 
