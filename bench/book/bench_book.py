@@ -4,10 +4,10 @@ Applies every book message (snapshots and updates, in file order) of the four OK
 in ``tests/core/data/book/`` with marketfeed's book engine (checksum on and off, and through
 ``BookEngine`` with its event emission, both policies: ``delta`` builds a ``BookDelta`` of
 exact decimals per update, ``top`` a top-25 ``BookSnapshot`` per second of receive time;
-the checksum function is marketfeed-okx's ``book_checksum``) and with bmoscon's
-``order-book`` C library (``pip install order-book``, import ``order_book``; levels
-converted to ``Decimal`` and its OKX checksum compared, as cryptofeed does) on the same
-updates in the same run. Frames are decoded before timing: this measures book maintenance,
+the checksum functions are marketfeed-okx's, chosen per channel as the plugin does) and
+with bmoscon's ``order-book`` C library (``pip install order-book``, import ``order_book``;
+levels converted to ``Decimal`` and its OKX checksum compared, as cryptofeed does) on the
+same updates in the same run. Frames are decoded before timing: this measures book maintenance,
 not JSON decoding.
 
 Every checksum-on run must match every checksum in the captures; mismatches are printed.
@@ -42,7 +42,7 @@ CAPTURES = [
     "okx.20210722.ws.3.jsonl",
 ]
 
-# (book key, is snapshot, bids, asks, checksum, receive time)
+# (book key "file:channel:instId", is snapshot, bids, asks, checksum, receive time)
 Msg = tuple[str, bool, list[list[str]], list[list[str]], int, dt.datetime]
 
 
@@ -60,7 +60,7 @@ def load(paths: list[Path]) -> list[Msg]:
                 continue
             t = dt.datetime.fromtimestamp(rec["t"], dt.UTC)
             for d in msg["data"]:
-                key = f"{path.name}:{arg['instId']}"
+                key = f"{path.name}:{arg['channel']}:{arg['instId']}"
                 snap = msg["action"] == "snapshot"
                 out.append((key, snap, d["bids"], d["asks"], d["checksum"], t))
     return out
@@ -79,19 +79,25 @@ def _reference_checksum(book: L2Book) -> int:
     return v - 4294967296 if v > 2147483647 else v
 
 
-try:  # the checksum function the OKX plugin gives the engine
-    from marketfeed_okx import book_checksum as okx_checksum
+try:  # the checksum functions the OKX plugin gives the engine, per channel
+    from marketfeed_okx import book_checksum, book_checksum_columns
+
+    def okx_checksum(channel: str) -> Callable[[L2Book], int]:
+        """As marketfeed-okx chooses: columns for ``books``, kept pairs for tick-by-tick."""
+        return book_checksum_columns if channel == "books" else book_checksum
 except ImportError:
     print("marketfeed-okx not installed: plain reference checksum", file=sys.stderr)
-    okx_checksum = _reference_checksum
+
+    def okx_checksum(channel: str) -> Callable[[L2Book], int]:
+        return _reference_checksum
 
 
 def run_l2book(msgs: list[Msg], checksum: bool) -> int:
-    fn = okx_checksum if checksum else None
     books: dict[str, L2Book] = {}
     for key, snap, bids, asks, ck, _ in msgs:
         book = books.get(key)
         if book is None:
+            fn = okx_checksum(key.split(":")[1]) if checksum else None
             book = books[key] = L2Book("okx", key, key, checksum=fn)
         if snap:
             book.apply_snapshot(bids, asks, checksum=ck)
@@ -102,9 +108,15 @@ def run_l2book(msgs: list[Msg], checksum: bool) -> int:
 
 def run_engine(msgs: list[Msg], emit: Any) -> int:
     _book._DECIMALS.clear()  # each run starts with the engine's decimal cache empty
-    engine = BookEngine("okx", "books", checksum=okx_checksum, emit=emit)
+    engines: dict[str, BookEngine] = {}
     bad = 0
     for key, snap, bids, asks, ck, t in msgs:
+        channel = key.split(":")[1]
+        engine = engines.get(channel)
+        if engine is None:
+            engine = engines[channel] = BookEngine(
+                "okx", channel, checksum=okx_checksum(channel), emit=emit
+            )
         apply = engine.snapshot if snap else engine.delta
         events = apply(key, key, bids, asks, event_time=t, receive_time=t, checksum=ck)
         for event in events:

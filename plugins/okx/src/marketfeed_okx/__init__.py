@@ -8,7 +8,7 @@ client and the login signature.
 
 from __future__ import annotations
 
-from ._books import BOOK_CHANNELS, book_checksum
+from ._books import BOOK_CHANNELS, book_checksum, book_checksum_columns
 from ._checksum import CHECKSUM_DEPTH, checksum_text, okx_checksum
 from ._config import OkxConfig, OkxCredentials
 from ._login import login, login_frame, sign
@@ -38,6 +38,7 @@ __all__ = [
     "OkxRest",
     "bar_duration",
     "book_checksum",
+    "book_checksum_columns",
     "candle_from_row",
     "candles_from_rows",
     "checksum_text",

@@ -37,6 +37,7 @@ __all__ = [
     "INCREMENTAL_BOOK_CHANNELS",
     "OkxBooks",
     "book_checksum",
+    "book_checksum_columns",
     "book_options",
 ]
 
@@ -77,6 +78,44 @@ def book_checksum(book: L2Book) -> int:
         parts += ap[nb:]
     value = crc32(_join(parts).encode())
     return value - 0x100000000 if value & 0x80000000 else value
+
+
+def book_checksum_columns(book: L2Book) -> int:
+    """:func:`book_checksum` computed from the book's four top columns
+    (:meth:`L2Book.raw_columns`) instead of its kept ``"px:sz"`` pairs.
+
+    The engine keeps the pairs only for books whose checksum asks for them, updating them
+    on every change to the top levels. That pays on tick-by-tick channels (about 1.7 top
+    levels changed per push in the 2021 ``books-l2-tbt`` capture: 4.6 instead of 5.3 µs
+    per book message) and costs on the 100 ms ``books`` channel (about 15 per push in
+    the 2022 capture: 22.1 instead of 21.2 µs), which therefore uses this function. The
+    value is the same; the columns are interleaved with slice assignments.
+    """
+    bp, bs, ap, az = book.raw_columns(CHECKSUM_DEPTH)
+    nb = len(bp)
+    na = len(ap)
+    tail: list[str] = []
+    if nb > na:
+        tail = _interleave(bp[na:], bs[na:])
+        bp, bs = bp[:na], bs[:na]
+    elif na > nb:
+        tail = _interleave(ap[nb:], az[nb:])
+        ap, az = ap[:nb], az[:nb]
+    parts = bp * 4
+    parts[0::4] = bp
+    parts[1::4] = bs
+    parts[2::4] = ap
+    parts[3::4] = az
+    parts += tail
+    value = crc32(_join(parts).encode())
+    return value - 0x100000000 if value & 0x80000000 else value
+
+
+def _interleave(prices: list[str], sizes: list[str]) -> list[str]:
+    parts = prices * 2
+    parts[0::2] = prices
+    parts[1::2] = sizes
+    return parts
 
 
 def book_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,10 +173,15 @@ class OkxBooks:
         engine = self._engines.get(channel)
         if engine is None:
             incremental = channel in INCREMENTAL_BOOK_CHANNELS
+            checksum = None
+            if incremental and self.checksum:
+                # 100 ms "books" pushes change many top levels at once: see
+                # book_checksum_columns for the measured choice.
+                checksum = book_checksum_columns if channel == "books" else book_checksum
             engine = BookEngine(
                 self.venue,
                 channel,
-                checksum=book_checksum if incremental and self.checksum else None,
+                checksum=checksum,
                 sequence="linked" if incremental else "none",
             )
             for sub in self._options.get(channel, ()):
