@@ -266,6 +266,8 @@ def test_snapshot_order_duplicates_and_zero_sizes() -> None:
         ([("10", "inf")], []),
         ([("10", "abc")], []),
         ([("9", "1"), ("10", "NaN")], []),
+        ([("10", "+inf")], []),
+        ([("10", "-0")], []),
         ([("10", "")], []),
         ([(10, "1")], []),
         ([("10", None)], []),
@@ -281,6 +283,15 @@ def test_malformed_levels_invalidate(bids: Any, asks: Any) -> None:
     with pytest.raises(BookIntegrityError) as err:
         L2Book("t", "A-B", "AB").apply_snapshot(bids, asks)
     assert err.value.kind == "malformed"
+
+
+def test_plus_signed_sizes_are_numbers() -> None:
+    """A size may carry a "+" sign: "+2" replaces, "+0.0" deletes (as "2" and "0.0")."""
+    book = L2Book("t", "A-B", "AB")
+    book.apply_snapshot([("9", "1"), ("8", "1")], [("11", "1")])
+    book.apply_delta([("9", "+2"), ("8", "+0.0")], [])
+    assert book.raw_top(5) == ([("9", "+2")], [("11", "1")])
+    assert book.top() == (((Decimal(9), Decimal(2)),), ((Decimal(11), Decimal(1)),))
 
 
 def test_linked_sequence_rule() -> None:
