@@ -446,6 +446,43 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command()
+def record(
+    config: Annotated[Path, typer.Argument(help="TOML config: what to subscribe")],
+    out: Annotated[Path, typer.Option(help="Folder for the capture files")] = Path("captures"),
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: until signal)")
+    ] = None,
+) -> None:
+    """Record live traffic in the capture format (one JSON Lines file per connection, both
+    directions, secrets redacted) while collecting as `run` does; replay it later with
+    `marketfeed replay` or the testing kit."""
+    import msgspec
+
+    from .._supervisor import Supervisor
+    from .._transport import get_transport
+    from ..testing import RecordingTransport
+
+    cfg = _load(config)
+    secrets = secrets_of(cfg)
+    configure_logging(cfg.log_level, secrets=secrets)
+    inner = get_transport(
+        cfg.supervisor.transport, max_message_size=cfg.supervisor.max_message_size
+    )
+    transport = RecordingTransport(inner, out, secrets)
+
+    async def main() -> None:
+        async with Supervisor(cfg, transport=transport) as sup:
+            await sup.run(duration)
+
+    try:
+        anyio.run(main)
+    except MarketfeedError as exc:
+        raise _fail(exc) from None
+    for path in transport.files:
+        console.print(f"recorded {path}")
+
+
 def main() -> None:
     """Entry point of the ``marketfeed`` console script."""
     app()

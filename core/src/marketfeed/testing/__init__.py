@@ -21,6 +21,7 @@ from ._capture import (
     write_capture,
 )
 from ._memory import MemorySink
+from ._record import RecordingTransport, redact_frame
 from ._replay import (
     Faults,
     HttpRequest,
@@ -41,7 +42,9 @@ __all__ = [
     "ReplayServer",
     "ReplaySession",
     "ReplayWebSocket",
+    "RecordingTransport",
     "read_capture",
     "read_http_capture",
+    "redact_frame",
     "write_capture",
 ]
