@@ -457,7 +457,6 @@ def record(
     """Record live traffic in the capture format (one JSON Lines file per connection, both
     directions, secrets redacted) while collecting as `run` does; replay it later with
     `marketfeed replay` or the testing kit."""
-    import msgspec
 
     from .._supervisor import Supervisor
     from .._transport import get_transport
