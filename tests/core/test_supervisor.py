@@ -197,7 +197,7 @@ async def test_bounded_queue_holds_under_a_slow_sink(tmp_path: Path) -> None:
         server.add_ws("/stream", FRAMES, wait_for_client=False)
         raw = msgspec_to_builtins(config(server, tmp_path, "slow", queue_size=queue_size,
                                          batch_size=10))
-        raw["sinks"][0]["options"] = {"delay": 0.002}
+        raw["sinks"][0]["options"] = {"delay": 0.01}  # ~1 s of sink time for the capture
         async with Supervisor(parse_config(raw), plugins=[MemorySink()]) as sup:
             depths = []
             with anyio.fail_after(30):
