@@ -335,12 +335,28 @@ async def test_limiter_paces_requests() -> None:
         await ctx.aclose()
 
 
-async def test_lease_revokes_the_token_when_the_last_user_leaves() -> None:
+async def test_venue_shutdown_revokes_the_token_once() -> None:
     fake = FakeKiwoom()
     fake.default("ka10081", ok_daily())
     async with ReplayServer() as server:
         fake.install(server)
         ctx = make_context(server)
+        client = client_for(ctx)
+        async with client.lease():
+            await client.call("ka10081", "/api/dostk/chart", {})
+        assert fake.revoked == []  # a reconnect or the next job reuses the token
+        await ctx.aclose()  # what the supervisor does at shutdown
+        assert fake.revoked == fake.issued and len(fake.issued) == 1
+        await ctx.aclose()
+        assert len(fake.revoked) == 1
+
+
+async def test_lease_revokes_the_token_when_the_last_user_leaves() -> None:
+    fake = FakeKiwoom()
+    fake.default("ka10081", ok_daily())
+    async with ReplayServer() as server:
+        fake.install(server)
+        ctx = make_context(server, revoke_on_idle=True)
         client = client_for(ctx)
         async with client.lease():
             async with client.lease():

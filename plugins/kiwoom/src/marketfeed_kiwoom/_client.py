@@ -554,4 +554,5 @@ def client_for(context: VenueContext) -> KiwoomClient:
             config=config,
         )
         _CLIENTS[context] = client
+        context.on_close(client.aclose)  # revoke the token when the venue shuts down
     return client

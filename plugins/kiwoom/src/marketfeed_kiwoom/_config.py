@@ -52,8 +52,10 @@ class KiwoomConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         request_timeout: Seconds per HTTP request.
         login_timeout: Seconds to wait for the WebSocket LOGIN answer.
         max_pages: Upper bound of ``cont-yn`` continuation pages per query.
-        revoke_on_idle: Revoke the token (au10002) when the last user (connection or job
-            run) of the client is done, i.e. at shutdown.
+        revoke_on_idle: Also revoke the token (au10002) whenever the last user (connection
+            or job run) of the client is done. The token is always revoked when the
+            supervisor shuts the venue down (``VenueContext.on_close``); leave this off so a
+            reconnect does not revoke and re-issue the token.
     """
 
     app_key: str | None = None
@@ -77,7 +79,7 @@ class KiwoomConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     request_timeout: float = 10.0
     login_timeout: float = 10.0
     max_pages: int = 50
-    revoke_on_idle: bool = True
+    revoke_on_idle: bool = False
 
     def __post_init__(self) -> None:
         if self.rate is not None and self.rate <= 0:
