@@ -493,6 +493,7 @@ async def test_ping_timeout_then_closed(name: str) -> None:
 async def test_clean_exit_leaves_no_tasks_or_sockets(server: ReplayServer, name: str) -> None:
     server.add_ws_handler("/echo", echo)
     before = asyncio.all_tasks()
+    gc.collect()  # earlier tests' garbage must not be blamed on this one
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with anyio.fail_after(5):
