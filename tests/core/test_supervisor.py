@@ -379,3 +379,23 @@ def test_spill_file_survives_a_restart(tmp_path: Path) -> None:
     assert again.read(10) == trades
     assert not (tmp_path / "s.jsonl").exists()
 
+
+
+@pytest.mark.anyio
+async def test_events_routed_after_shutdown_are_dead_lettered(tmp_path: Path) -> None:
+    """A late batch (a backfill or job finishing during shutdown) is kept, not dropped."""
+    from marketfeed import read_dead_letters
+
+    async with ReplayServer() as server:
+        sup = Supervisor(config(server, tmp_path, "late"), plugins=[MemorySink()])
+        async with sup:
+            pass
+    t0 = dt.datetime(2021, 4, 17, tzinfo=dt.UTC)
+    late = Trade(venue="binance_mini", symbol="YFI-USDT", native_symbol="YFIUSDT",
+                 trade_id="1", price=Decimal("49951.9"), size=Decimal("0.005"),
+                 event_time=t0, receive_time=t0)
+    await sup.route([late])
+    [letter] = read_dead_letters(tmp_path / "dead.jsonl")
+    assert "shutdown" in letter.reason
+    assert '"trade_id":"1"' in letter.payload
+    assert sup.status().dead_letters == 1

@@ -913,6 +913,9 @@ class Supervisor:
                 await self._blocking_send(sink, ev)
             else:
                 spill.append((ev,))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            # routed after the sink was closed for shutdown (a late backfill or job batch)
+            self._sink_dead_letters(sink, [(ev, f"shutdown: sink {sink.status.name} closed")])
 
     async def _blocking_send(self, sink: _Sink, ev: Event) -> None:
         """Backpressure: wait for room in a full sink queue. Shielded, so an accepted event
