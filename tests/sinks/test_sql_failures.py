@@ -13,7 +13,7 @@ import anyio
 import marketfeed as mf
 import marketfeed_sinks as ms
 import pytest
-from conftest import Target
+from sink_targets import Target
 from sinkdata import okx_trades, upbit_trades
 
 pytestmark = pytest.mark.anyio

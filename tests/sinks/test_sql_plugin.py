@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 import marketfeed as mf
 import marketfeed_sinks as ms
 import pytest
-from conftest import Target
+from sink_targets import Target
 from sinkdata import okx_trades
 
 pytestmark = pytest.mark.anyio

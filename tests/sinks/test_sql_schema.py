@@ -8,7 +8,7 @@ import marketfeed as mf
 import marketfeed_sinks as ms
 import pytest
 import sqlalchemy as sa
-from conftest import Target
+from sink_targets import Target
 from sinkdata import okx_trades
 
 pytestmark = pytest.mark.anyio

@@ -11,7 +11,7 @@ import marketfeed as mf
 import marketfeed_sinks as ms
 import msgspec
 import pytest
-from conftest import Target
+from sink_targets import Target
 from sinkdata import (
     RECEIVED,
     capture_lines,
