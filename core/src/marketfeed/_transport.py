@@ -146,7 +146,22 @@ class _HttpxWsConnection:
             pass
 
 
-class HttpxWsTransport:
+class _TransportOptions:
+    """Options every transport takes (see :class:`HttpxWsTransport` for their meaning)."""
+
+    def __init__(
+        self,
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        keepalive_interval: float | None = 20.0,
+        open_timeout: float = 10.0,
+    ) -> None:
+        self.max_message_size = max_message_size
+        self.keepalive_interval = keepalive_interval
+        self.open_timeout = open_timeout
+
+
+class HttpxWsTransport(_TransportOptions):
     """The default transport: httpx + httpx-ws.
 
     httpx-ws has no message size limit of its own (its ``max_message_size_bytes`` is the
@@ -161,17 +176,6 @@ class HttpxWsTransport:
     """
 
     name = "httpx-ws"
-
-    def __init__(
-        self,
-        *,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        keepalive_interval: float | None = 20.0,
-        open_timeout: float = 10.0,
-    ) -> None:
-        self.max_message_size = max_message_size
-        self.keepalive_interval = keepalive_interval
-        self.open_timeout = open_timeout
 
     @asynccontextmanager
     async def connect(
@@ -279,7 +283,7 @@ def _closed_from_websockets(exc: Any) -> ConnectionClosed:
     return ConnectionClosed(1006, "connection lost")
 
 
-class WebsocketsTransport:
+class WebsocketsTransport(_TransportOptions):
     """Optional faster transport built on the ``websockets`` package (asyncio only).
 
     Args: as :class:`HttpxWsTransport`.
@@ -295,9 +299,11 @@ class WebsocketsTransport:
         open_timeout: float = 10.0,
     ) -> None:
         _require_extra("websockets")
-        self.max_message_size = max_message_size
-        self.keepalive_interval = keepalive_interval
-        self.open_timeout = open_timeout
+        super().__init__(
+            max_message_size=max_message_size,
+            keepalive_interval=keepalive_interval,
+            open_timeout=open_timeout,
+        )
 
     @asynccontextmanager
     async def connect(
@@ -640,7 +646,7 @@ def _picows_connection_type() -> type[Any]:
     return _PicowsConnection
 
 
-class PicowsTransport:
+class PicowsTransport(_TransportOptions):
     """Optional fastest transport built on picows (Cython, asyncio only):
     ``pip install "marketfeed[picows]"``.
 
@@ -681,9 +687,11 @@ class PicowsTransport:
         _require_extra("picows")
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
-        self.max_message_size = max_message_size
-        self.keepalive_interval = keepalive_interval
-        self.open_timeout = open_timeout
+        super().__init__(
+            max_message_size=max_message_size,
+            keepalive_interval=keepalive_interval,
+            open_timeout=open_timeout,
+        )
         self.max_queue = max_queue
 
     @asynccontextmanager
