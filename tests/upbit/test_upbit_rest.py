@@ -211,7 +211,7 @@ async def test_backfill_pages_back_with_to_and_count() -> None:
         request = BackfillRequest(
             subscriptions=(
                 Subscription(venue="upbit", channel="candle.1m", symbol="KRW-BTC"),
-                Subscription(venue="upbit", channel="trade", symbol="KRW-BTC"),  # no REST history
+                Subscription(venue="upbit", channel="orderbook", symbol="KRW-BTC"),  # no REST
             ),
             start=start,
             end=end,

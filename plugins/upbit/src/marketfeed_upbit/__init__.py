@@ -14,6 +14,7 @@ from ._rest import (
     candles_from_body,
     instruments_from_body,
     parse_remaining_req,
+    trades_from_body,
 )
 from ._symbols import QUOTE_CURRENCIES, split_market, to_native, to_symbol
 from ._timeframes import TIMEFRAMES, Timeframe
@@ -42,4 +43,5 @@ __all__ = [
     "split_market",
     "to_native",
     "to_symbol",
+    "trades_from_body",
 ]

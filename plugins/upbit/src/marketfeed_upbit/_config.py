@@ -55,6 +55,8 @@ class UpbitConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         retry_wait_initial, retry_wait_max: Backoff of those retries, seconds (stamina,
             exponential with jitter).
         candle_page_size: Rows per candle page (``count``; Upbit's maximum is 200).
+        trade_page_size: Rows per ``/v1/trades/ticks`` page (``count``; Upbit's maximum
+            is 500), used by the trade gap backfill.
         dedup_window: Trades remembered per market to drop repeats (a snapshot after a
             reconnect, a replayed segment). Memory is about 100 bytes per id.
     """
@@ -78,6 +80,7 @@ class UpbitConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     retry_wait_initial: Annotated[float, msgspec.Meta(ge=0)] = 0.5
     retry_wait_max: Annotated[float, msgspec.Meta(ge=0)] = 10.0
     candle_page_size: Annotated[int, msgspec.Meta(ge=1, le=200)] = 200
+    trade_page_size: Annotated[int, msgspec.Meta(ge=1, le=500)] = 500
     dedup_window: Annotated[int, msgspec.Meta(ge=1)] = 1000
 
     def __post_init__(self) -> None:

@@ -1,4 +1,4 @@
-"""Upbit quotation REST: instruments and candles, within Upbit's request limits.
+"""Upbit quotation REST: instruments, candles and recent trades, within Upbit's request limits.
 
 Rate limiting, in this order for every request:
 
@@ -15,7 +15,9 @@ Rate limiting, in this order for every request:
 
 Sources: Upbit Open API, "요청 수 제한 (Rate Limits)" (groups, ``Remaining-Req``, 429/418),
 "페어 목록 조회" (``GET /v1/market/all``, ``is_details``), "분(Minute) 캔들 조회" and the
-second/day/week/month candle pages (``market``, ``to`` exclusive, ``count`` <= 200).
+second/day/week/month candle pages (``market``, ``to`` exclusive, ``count`` <= 200),
+"최근 체결 내역" (``GET /v1/trades/ticks``: ``market``, ``to`` = ``HHmmss`` UTC, ``count``,
+``cursor`` = a ``sequential_id``, ``days_ago`` 1..7).
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ import anyio
 import httpx
 import msgspec
 import stamina
-from marketfeed import Candle, Instrument, VenueContext, VenueError
+from marketfeed import Candle, Instrument, Trade, VenueContext, VenueError
 
 from ._config import UpbitConfig
 from ._symbols import split_market
 from ._timeframes import Timeframe, candle_event
 
-__all__ = ["RemainingReq", "UpbitRest", "parse_remaining_req"]
+__all__ = ["RemainingReq", "UpbitRest", "parse_remaining_req", "trades_from_body"]
 
 VENUE = "upbit"
 _UTC = _dt.UTC
@@ -84,6 +86,15 @@ class _RestCandle(msgspec.Struct, kw_only=True):
     volume: Decimal = msgspec.field(name="candle_acc_trade_volume")
 
 
+class _RestTrade(msgspec.Struct, kw_only=True):
+    market: str
+    timestamp: int
+    trade_price: Decimal
+    trade_volume: Decimal
+    ask_bid: str | None = None
+    sequential_id: int
+
+
 class _MarketEvent(msgspec.Struct, kw_only=True):
     warning: bool | None = None
     caution: dict[str, bool] | None = None
@@ -107,6 +118,7 @@ class _Error(msgspec.Struct, kw_only=True):
 
 
 _candles = msgspec.json.Decoder(list[_RestCandle])
+_trades = msgspec.json.Decoder(list[_RestTrade])
 _markets = msgspec.json.Decoder(list[_Market])
 _error = msgspec.json.Decoder(_Error)
 
@@ -250,6 +262,88 @@ class UpbitRest:
                 return
             to = oldest
 
+    async def trade_page(
+        self,
+        market: str,
+        *,
+        to: _dt.time | None = None,
+        cursor: int | None = None,
+        days_ago: int = 0,
+        count: int | None = None,
+    ) -> list[Trade]:
+        """One page of recent trades of ``market``, newest first (``GET /v1/trades/ticks``).
+
+        Args:
+            market: Upbit code, e.g. ``"KRW-BTC"``.
+            to: Only trades before this UTC time of day (sent as ``HHmmss``).
+            cursor: Only trades older than the trade with this ``sequential_id``.
+            days_ago: ``0`` for the latest trading day (UTC), ``1``..``7`` for an earlier
+                one (Upbit keeps 7 days).
+            count: Rows (``trade_page_size`` by default; Upbit's maximum is 500).
+
+        Raises:
+            VenueError: see :meth:`get`. ValueError: ``market`` is not an Upbit code.
+        """
+        params: dict[str, Any] = {"market": market, "count": count or self.config.trade_page_size}
+        if to is not None:
+            params["to"] = to.strftime("%H%M%S")
+        if cursor is not None:
+            params["cursor"] = str(cursor)
+        if days_ago:
+            params["days_ago"] = days_ago
+        body = await self.get("/v1/trades/ticks", params)
+        return trades_from_body(body, _dt.datetime.now(_UTC))
+
+    async def trades(
+        self, market: str, start: _dt.datetime, end: _dt.datetime
+    ) -> AsyncIterator[list[Trade]]:
+        """Trades of ``market`` executed in ``[start, end]``, a page per batch, newest first.
+
+        A first page without parameters tells Upbit's latest trading day ``L`` (UTC); then
+        each UTC day of the window, from ``end`` back, is read with ``days_ago`` = days
+        before ``L`` (Upbit keeps 7; older days are skipped), paging with ``cursor`` = the
+        ``sequential_id`` of the previous page's last (oldest) row, until a page reaches
+        back before ``start``, comes back short or empty, or makes no progress. Trades
+        carry the same ``trade_id`` (``sequential_id``) as the WebSocket's, so sinks that
+        upsert on ``(venue, symbol, trade_id)`` keep one row per trade.
+
+        Raises:
+            VenueError: see :meth:`get`.
+        """
+        start = start.astimezone(_UTC)
+        end = end.astimezone(_UTC)
+        size = self.config.trade_page_size
+        probe = await self.trade_page(market, count=1)
+        if not probe:
+            return
+        latest = probe[0].event_time.date()
+        day = min(end.date(), latest)
+        while day >= start.date():
+            days_ago = (latest - day).days
+            if days_ago > 7:
+                return
+            # `to` is exclusive at second precision: ask up to the next second, trim below
+            to = (end + _dt.timedelta(seconds=1)).time() if day == end.date() else None
+            cursor: int | None = None
+            reached_start = False
+            while True:
+                page = await self.trade_page(
+                    market, to=to, cursor=cursor, days_ago=days_ago, count=size
+                )
+                batch = [t for t in page if start <= t.event_time <= end]
+                if batch:
+                    yield batch
+                if not page:
+                    break
+                reached_start = min(t.event_time for t in page) < start
+                last = page[-1].sequence  # Upbit's cursor: continue after its last row
+                if reached_start or len(page) < size or last == cursor:
+                    break
+                cursor = last
+            if reached_start:
+                return
+            day -= _dt.timedelta(days=1)
+
 
 def candles_from_body(body: bytes, tf: Timeframe, receive_time: _dt.datetime) -> list[Candle]:
     """Candles of a REST candle response body (any unit). ``closed`` is true once the
@@ -265,6 +359,37 @@ def candles_from_body(body: bytes, tf: Timeframe, receive_time: _dt.datetime) ->
         base, quote = split_market(row.market)
         sym = (f"{base}-{quote}", row.market)
         out.append(candle_event(VENUE, sym, tf, row, receive_time, closed_by=receive_time))
+    return out
+
+
+def trades_from_body(body: bytes, receive_time: _dt.datetime) -> list[Trade]:
+    """Trades of a ``/v1/trades/ticks`` body, as the WebSocket's ``trade`` type gives them:
+    ``trade_id`` = ``str(sequential_id)``, ``sequence`` = ``sequential_id``, exact
+    decimals, ``event_time`` from ``timestamp`` (ms, UTC), taker ``side`` from ``ask_bid``
+    (``BID`` = buy, ``ASK`` = sell).
+
+    Raises:
+        msgspec.DecodeError, msgspec.ValidationError: not an Upbit trade list.
+        ValueError: a bad market code.
+    """
+    out = []
+    for row in _trades.decode(body):
+        base, quote = split_market(row.market)
+        ab = row.ask_bid
+        out.append(
+            Trade(
+                venue=VENUE,
+                symbol=f"{base}-{quote}",
+                native_symbol=row.market,
+                event_time=_dt.datetime.fromtimestamp(row.timestamp / 1000, _UTC),
+                receive_time=receive_time,
+                trade_id=str(row.sequential_id),
+                price=row.trade_price,
+                size=row.trade_volume,
+                side="buy" if ab == "BID" else "sell" if ab == "ASK" else None,
+                sequence=row.sequential_id,
+            )
+        )
     return out
 
 

@@ -1,7 +1,7 @@
 """The ``upbit`` venue plugin: pluggy hook implementations (entry point ``upbit``).
 
-* ``register``: declares the venue (channels, endpoints, config schema, candle backfill and
-  an ``instruments`` job).
+* ``register``: declares the venue (channels, endpoints, config schema, candle and trade
+  backfill and an ``instruments`` job).
 * ``plan``: one connection per ``max_codes_per_connection`` subscriptions on
   ``wss://api.upbit.com/websocket/v1``, with the text ``PING`` heartbeat.
 * ``connect``: opens the connection through the configured transport at Upbit's connect
@@ -110,7 +110,7 @@ def register(registry: Registry) -> None:
             name=VENUE,
             description=(
                 "Upbit (Korea) spot: ticker, trade, top-N order book and candles over "
-                "WebSocket (SIMPLE or DEFAULT format); instruments and candle backfill "
+                "WebSocket (SIMPLE or DEFAULT format); instruments, candle and trade backfill "
                 "over REST"
             ),
             channels=CHANNELS,
