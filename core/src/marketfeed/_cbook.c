@@ -1,0 +1,712 @@
+/* marketfeed._cbook: optional C speedups of the L2 book engine (marketfeed._book).
+ *
+ * Every function works on the pure-Python engine's own data structures (the lists and
+ * dict of ``_Side``) and does exactly what the Python code in ``_book.py`` does; where a
+ * case is rare or needs Decimal arithmetic (exact-mode sides, two prices on one double,
+ * a price spelled differently, "+"-signed or non-ASCII sizes, malformed or non-str input)
+ * it stops *before* touching that level and hands the rest back to Python, so
+ * behaviour (results, exceptions, messages) is the pure-Python engine's by construction.
+ *
+ * Hand-written CPython C API, no dependencies (CRC32 is computed here, slice-by-8).
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ list helpers */
+
+/* del list[i] for 0 <= i < len(list) (no shrink; the list stays valid). */
+static void
+list_del(PyObject *list, Py_ssize_t i)
+{
+    PyListObject *l = (PyListObject *)list;
+    Py_ssize_t n = Py_SIZE(l);
+    PyObject *old = l->ob_item[i];
+    memmove(&l->ob_item[i], &l->ob_item[i + 1], (size_t)(n - i - 1) * sizeof(PyObject *));
+    Py_SET_SIZE(l, n - 1);
+    Py_DECREF(old); /* a str or float: no Python code runs */
+}
+
+/* list[i] = item (new reference to item taken), 0 <= i < len(list). */
+static void
+list_set(PyObject *list, Py_ssize_t i, PyObject *item)
+{
+    PyObject *old = PyList_GET_ITEM(list, i);
+    Py_INCREF(item);
+    PyList_SET_ITEM(list, i, item);
+    Py_DECREF(old);
+}
+
+/* First index whose float key is >= key (bisect_left over a list of exact floats).
+ * Returns -1 if an item is not an exact float (the caller hands back to Python). */
+static Py_ssize_t
+bisect_float(PyObject *keys, double key)
+{
+    PyObject **items = ((PyListObject *)keys)->ob_item;
+    Py_ssize_t lo = 0, hi = PyList_GET_SIZE(keys);
+    while (lo < hi) {
+        Py_ssize_t mid = lo + ((hi - lo) >> 1);
+        PyObject *k = items[mid];
+        if (!PyFloat_CheckExact(k)) {
+            return -1;
+        }
+        if (PyFloat_AS_DOUBLE(k) < key) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* px + sep + sz (new reference). */
+static PyObject *
+pair_str(PyObject *px, PyObject *sep, PyObject *sz)
+{
+    PyObject *a = PyUnicode_Concat(px, sep);
+    if (a == NULL) {
+        return NULL;
+    }
+    PyObject *b = PyUnicode_Concat(a, sz);
+    Py_DECREF(a);
+    return b;
+}
+
+/* Size zero test of _apply_side / _is_zero on an exact, ASCII str.
+ * Returns 1 zero, 0 not zero, -1 "not decided here" (hand back). */
+static int
+size_is_zero(PyObject *sz)
+{
+    if (!PyUnicode_CheckExact(sz) || !PyUnicode_IS_COMPACT_ASCII(sz)) {
+        return -1;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(sz);
+    if (n == 0) {
+        return -1;
+    }
+    const char *s = (const char *)PyUnicode_DATA(sz);
+    char c = s[0];
+    if (c == '0' || c == '.') {
+        /* sz.strip("0."): empty or starting with e/E means zero */
+        Py_ssize_t lo = 0, hi = n;
+        while (lo < hi && (s[lo] == '0' || s[lo] == '.')) {
+            lo++;
+        }
+        while (hi > lo && (s[hi - 1] == '0' || s[hi - 1] == '.')) {
+            hi--;
+        }
+        return lo == hi || s[lo] == 'e' || s[lo] == 'E';
+    }
+    if (c >= '1' && c <= '9') {
+        return 0;
+    }
+    return -1;
+}
+
+/* float(px) for a plain decimal price (digits with at most one '.', at least one digit,
+ * ASCII). Returns 0 and sets *out (finite), or -1: not decided here (hand back). */
+static int
+parse_price(PyObject *px, double *out)
+{
+    if (!PyUnicode_CheckExact(px) || !PyUnicode_IS_COMPACT_ASCII(px)) {
+        return -1;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(px);
+    const char *s = (const char *)PyUnicode_DATA(px);
+    int digits = 0, dots = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c >= '0' && c <= '9') {
+            digits++;
+        }
+        else if (c == '.' && !dots) {
+            dots = 1;
+        }
+        else {
+            return -1;
+        }
+    }
+    if (!digits) {
+        return -1;
+    }
+    char *end = NULL;
+    double f = PyOS_string_to_double(s, &end, NULL); /* correctly rounded, as float() */
+    if (f == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    if (end != s + n || !isfinite(f)) {
+        return -1;
+    }
+    *out = f;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ apply_side */
+
+PyDoc_STRVAR(apply_side_doc,
+"apply_side(index, keys, pxs, szs, neg, tops, sep, levels, watch, /) -> bool | tuple[int, bool]\n\n"
+"``_apply_side`` of a float-keyed side, in C. Returns whether the top ``watch`` levels\n"
+"changed, or ``(n, dirty)`` when it applied ``levels[:n]`` only and Python must continue\n"
+"from ``levels[n]`` (a case decided in Python; nothing of level ``n`` was changed).");
+
+static PyObject *
+apply_side(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "apply_side() takes 9 arguments");
+        return NULL;
+    }
+    PyObject *index = args[0], *keys = args[1], *pxs = args[2], *szs = args[3];
+    int neg = PyObject_IsTrue(args[4]);
+    PyObject *tops = args[5], *sep = args[6], *levels = args[7];
+    Py_ssize_t watch = PyLong_AsSsize_t(args[8]);
+    if (neg < 0 || (watch == -1 && PyErr_Occurred())) {
+        return NULL;
+    }
+    if (!PyDict_CheckExact(index) || !PyList_CheckExact(keys) || !PyList_CheckExact(pxs) ||
+        !PyList_CheckExact(szs)) {
+        PyErr_SetString(PyExc_TypeError, "apply_side(): index must be a dict, keys/pxs/szs lists");
+        return NULL;
+    }
+    if (tops == Py_None) {
+        tops = NULL;
+    }
+    else if (!PyList_CheckExact(tops) || !PyUnicode_Check(sep)) {
+        PyErr_SetString(PyExc_TypeError, "apply_side(): tops must be a list or None, sep a str");
+        return NULL;
+    }
+    int dirty = 0;
+    Py_ssize_t n = 0;
+    if (!PyList_CheckExact(levels) && !PyTuple_CheckExact(levels)) {
+        goto handback;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(levels);
+    for (; n < count; n++) {
+        PyObject *lv = PySequence_Fast_GET_ITEM(levels, n);
+        if (!(PyList_CheckExact(lv) || PyTuple_CheckExact(lv)) || PySequence_Fast_GET_SIZE(lv) < 2) {
+            goto handback;
+        }
+        PyObject *px = PySequence_Fast_GET_ITEM(lv, 0);
+        PyObject *sz = PySequence_Fast_GET_ITEM(lv, 1);
+        if (!PyUnicode_CheckExact(px)) {
+            goto handback;
+        }
+        int zero = size_is_zero(sz);
+        if (zero < 0) {
+            goto handback;
+        }
+        PyObject *key = PyDict_GetItemWithError(index, px); /* borrowed */
+        if (key == NULL && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (key != NULL) { /* known price string */
+            if (!PyFloat_CheckExact(key)) {
+                goto handback;
+            }
+            Py_ssize_t i = bisect_float(keys, PyFloat_AS_DOUBLE(key));
+            if (i < 0 || i >= PyList_GET_SIZE(keys) || i >= PyList_GET_SIZE(pxs) ||
+                i >= PyList_GET_SIZE(szs)) {
+                goto handback;
+            }
+            if (zero) {
+                PyObject *top = NULL;
+                Py_ssize_t size = PyList_GET_SIZE(pxs);
+                if (i < watch && tops != NULL && size - 1 >= watch &&
+                    PyList_GET_SIZE(szs) > watch) {
+                    /* the level that moves up into the top `watch` after the removal */
+                    top = pair_str(PyList_GET_ITEM(pxs, watch), sep, PyList_GET_ITEM(szs, watch));
+                    if (top == NULL) {
+                        return NULL;
+                    }
+                }
+                if (PyDict_DelItem(index, px) < 0) {
+                    Py_XDECREF(top);
+                    return NULL;
+                }
+                list_del(keys, i);
+                list_del(pxs, i);
+                list_del(szs, i);
+                if (i < watch) {
+                    dirty = 1;
+                    if (tops != NULL) {
+                        if (i < PyList_GET_SIZE(tops)) {
+                            list_del(tops, i);
+                        }
+                        if (top != NULL) {
+                            int rc = PyList_Append(tops, top);
+                            Py_DECREF(top);
+                            if (rc < 0) {
+                                return NULL;
+                            }
+                        }
+                    }
+                }
+            }
+            else {
+                list_set(szs, i, sz);
+                if (i < watch) {
+                    dirty = 1;
+                    if (tops != NULL) {
+                        PyObject *top = pair_str(px, sep, sz);
+                        if (top == NULL) {
+                            return NULL;
+                        }
+                        int rc = PyList_SetItem(tops, i, top); /* steals top */
+                        if (rc < 0) {
+                            return NULL;
+                        }
+                    }
+                }
+            }
+            continue;
+        }
+        double f;
+        if (parse_price(px, &f) < 0) {
+            goto handback;
+        }
+        if (neg) {
+            f = -f;
+        }
+        Py_ssize_t i = bisect_float(keys, f);
+        if (i < 0) {
+            goto handback;
+        }
+        Py_ssize_t size = PyList_GET_SIZE(keys);
+        if (i < size && (!PyFloat_CheckExact(PyList_GET_ITEM(keys, i)) ||
+                         PyFloat_AS_DOUBLE(PyList_GET_ITEM(keys, i)) == f)) {
+            goto handback; /* same double: another spelling or a float collision */
+        }
+        if (zero) {
+            continue; /* deleting a level that is not there: nothing changes */
+        }
+        if (PyList_GET_SIZE(pxs) != size || PyList_GET_SIZE(szs) != size) {
+            goto handback;
+        }
+        PyObject *k = PyFloat_FromDouble(f);
+        if (k == NULL) {
+            return NULL;
+        }
+        PyObject *top = NULL;
+        if (i < watch && tops != NULL) {
+            top = pair_str(px, sep, sz);
+            if (top == NULL) {
+                Py_DECREF(k);
+                return NULL;
+            }
+        }
+        if (PyDict_SetItem(index, px, k) < 0 || PyList_Insert(keys, i, k) < 0) {
+            Py_DECREF(k);
+            Py_XDECREF(top);
+            return NULL;
+        }
+        Py_DECREF(k);
+        if (PyList_Insert(pxs, i, px) < 0 || PyList_Insert(szs, i, sz) < 0) {
+            Py_XDECREF(top);
+            return NULL;
+        }
+        if (i < watch) {
+            dirty = 1;
+            if (top != NULL) {
+                int rc = PyList_Insert(tops, i, top);
+                Py_DECREF(top);
+                if (rc < 0) {
+                    return NULL;
+                }
+                if (PyList_GET_SIZE(tops) > watch) {
+                    list_del(tops, watch);
+                }
+            }
+        }
+    }
+    return PyBool_FromLong(dirty);
+
+handback:
+    return Py_BuildValue("(nO)", n, dirty ? Py_True : Py_False);
+}
+
+/* ------------------------------------------------------------------ CRC32 */
+
+static uint32_t crc_table[8][256];
+
+static void
+crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) {
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        }
+        crc_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = crc_table[0][i];
+        for (int t = 1; t < 8; t++) {
+            c = crc_table[0][c & 0xFF] ^ (c >> 8);
+            crc_table[t][i] = c;
+        }
+    }
+}
+
+/* Running CRC32 (zlib's: reflected 0xEDB88320) over buf; `crc` is the inverted state. */
+static uint32_t
+crc_update(uint32_t crc, const unsigned char *buf, Py_ssize_t len)
+{
+    while (len >= 8) {
+        uint32_t lo = crc ^ ((uint32_t)buf[0] | (uint32_t)buf[1] << 8 | (uint32_t)buf[2] << 16 |
+                             (uint32_t)buf[3] << 24);
+        uint32_t hi = (uint32_t)buf[4] | (uint32_t)buf[5] << 8 | (uint32_t)buf[6] << 16 |
+                      (uint32_t)buf[7] << 24;
+        crc = crc_table[7][lo & 0xFF] ^ crc_table[6][(lo >> 8) & 0xFF] ^
+              crc_table[5][(lo >> 16) & 0xFF] ^ crc_table[4][lo >> 24] ^
+              crc_table[3][hi & 0xFF] ^ crc_table[2][(hi >> 8) & 0xFF] ^
+              crc_table[1][(hi >> 16) & 0xFF] ^ crc_table[0][hi >> 24];
+        buf += 8;
+        len -= 8;
+    }
+    while (len-- > 0) {
+        crc = crc_table[0][(crc ^ *buf++) & 0xFF] ^ (crc >> 8);
+    }
+    return crc;
+}
+
+/* UTF-8 bytes of a str (as str.encode() would give; raises for lone surrogates). */
+static const char *
+utf8_of(PyObject *s, Py_ssize_t *len)
+{
+    if (!PyUnicode_Check(s)) {
+        PyErr_Format(PyExc_TypeError, "expected str instance, %.80s found", Py_TYPE(s)->tp_name);
+        return NULL;
+    }
+    if (PyUnicode_IS_COMPACT_ASCII(s)) {
+        *len = PyUnicode_GET_LENGTH(s);
+        return (const char *)PyUnicode_DATA(s);
+    }
+    return PyUnicode_AsUTF8AndSize(s, len);
+}
+
+/* crc of sep-joined items: each item preceded by sep unless it is the very first. */
+static int
+crc_item(uint32_t *crc, int *first, PyObject *item, const char *sep, Py_ssize_t seplen)
+{
+    Py_ssize_t len;
+    const char *data = utf8_of(item, &len);
+    if (data == NULL) {
+        return -1;
+    }
+    if (!*first) {
+        *crc = crc_update(*crc, (const unsigned char *)sep, seplen);
+    }
+    *first = 0;
+    *crc = crc_update(*crc, (const unsigned char *)data, len);
+    return 0;
+}
+
+PyDoc_STRVAR(crc32_pairs_doc,
+"crc32_pairs(bid_pxs, bid_szs, ask_pxs, ask_szs, n, sep, /) -> int\n\n"
+"Unsigned CRC32 (zlib's) of the UTF-8 text ``bp0 sep bs0 sep ap0 sep as0 sep bp1 ...``:\n"
+"the top ``n`` levels of each side interleaved bid/ask, every string joined with ``sep``;\n"
+"where one side is shorter the other continues alone. No Python string is built.");
+
+static PyObject *
+crc32_pairs(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "crc32_pairs() takes 6 arguments");
+        return NULL;
+    }
+    for (int k = 0; k < 4; k++) {
+        if (!PyList_CheckExact(args[k])) {
+            PyErr_SetString(PyExc_TypeError, "crc32_pairs(): columns must be lists");
+            return NULL;
+        }
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(args[4]);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t seplen;
+    const char *sep = utf8_of(args[5], &seplen);
+    if (sep == NULL) {
+        return NULL;
+    }
+    PyObject *bp = args[0], *bs = args[1], *ap = args[2], *as = args[3];
+    Py_ssize_t nb = PyList_GET_SIZE(bp), na = PyList_GET_SIZE(ap);
+    if (PyList_GET_SIZE(bs) < nb) {
+        nb = PyList_GET_SIZE(bs);
+    }
+    if (PyList_GET_SIZE(as) < na) {
+        na = PyList_GET_SIZE(as);
+    }
+    if (n < 0) {
+        n = 0;
+    }
+    if (nb > n) {
+        nb = n;
+    }
+    if (na > n) {
+        na = n;
+    }
+    uint32_t crc = 0xFFFFFFFFu;
+    int first = 1;
+    Py_ssize_t m = nb > na ? nb : na;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        /* items are re-read each time: they are borrowed and nothing here runs Python code */
+        if (i < nb) {
+            if (crc_item(&crc, &first, PyList_GET_ITEM(bp, i), sep, seplen) < 0 ||
+                crc_item(&crc, &first, PyList_GET_ITEM(bs, i), sep, seplen) < 0) {
+                return NULL;
+            }
+        }
+        if (i < na) {
+            if (crc_item(&crc, &first, PyList_GET_ITEM(ap, i), sep, seplen) < 0 ||
+                crc_item(&crc, &first, PyList_GET_ITEM(as, i), sep, seplen) < 0) {
+                return NULL;
+            }
+        }
+    }
+    return PyLong_FromUnsignedLong((unsigned long)(crc ^ 0xFFFFFFFFu));
+}
+
+PyDoc_STRVAR(crc32_doc,
+"crc32(data, /) -> int\n\nUnsigned CRC32 of bytes, equal to zlib.crc32(data) (for tests).");
+
+static PyObject *
+crc32_bytes(PyObject *Py_UNUSED(self), PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    uint32_t crc = crc_update(0xFFFFFFFFu, (const unsigned char *)view.buf, view.len);
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLong((unsigned long)(crc ^ 0xFFFFFFFFu));
+}
+
+/* ------------------------------------------------------------------ decimals */
+
+/* Cached exact Decimal of a text: a dict hit, else `decimal(text)` stored in cache
+ * (`missing` true: through cache[text], i.e. the cache's __missing__). New reference. */
+static PyObject *
+cached_decimal(PyObject *cache, PyObject *text, PyObject *decimal_type, int missing)
+{
+    PyObject *v = PyDict_GetItemWithError(cache, text);
+    if (v != NULL) {
+        Py_INCREF(v);
+        return v;
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (missing) {
+        return PyObject_GetItem(cache, text);
+    }
+    v = PyObject_CallOneArg(decimal_type, text);
+    if (v == NULL) {
+        return NULL;
+    }
+    if (PyDict_SetItem(cache, text, v) < 0) {
+        Py_DECREF(v);
+        return NULL;
+    }
+    return v;
+}
+
+static PyObject *
+decimal_pair(PyObject *cache, PyObject *px, PyObject *sz, PyObject *decimal_type, int missing)
+{
+    PyObject *p = cached_decimal(cache, px, decimal_type, missing);
+    if (p == NULL) {
+        return NULL;
+    }
+    PyObject *s = cached_decimal(cache, sz, decimal_type, missing);
+    if (s == NULL) {
+        Py_DECREF(p);
+        return NULL;
+    }
+    PyObject *pair = PyTuple_New(2);
+    if (pair == NULL) {
+        Py_DECREF(p);
+        Py_DECREF(s);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(pair, 0, p);
+    PyTuple_SET_ITEM(pair, 1, s);
+    return pair;
+}
+
+static PyObject *ZERO, *ONE;
+
+PyDoc_STRVAR(decimal_levels_doc,
+"decimal_levels(levels, cache, decimal, capacity, /) -> tuple[tuple[Decimal, Decimal], ...]\n\n"
+"``_levels`` in C: ``(Decimal(lv[0]), Decimal(lv[1]))`` per level through ``cache`` (a dict;\n"
+"a miss is ``decimal(text)``, stored), then ``cache.clear()`` if it holds more than\n"
+"``capacity`` entries.");
+
+static PyObject *
+decimal_levels(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "decimal_levels() takes 4 arguments");
+        return NULL;
+    }
+    PyObject *levels = args[0], *cache = args[1], *decimal_type = args[2];
+    if (!PyDict_Check(cache)) {
+        PyErr_SetString(PyExc_TypeError, "decimal_levels(): cache must be a dict");
+        return NULL;
+    }
+    Py_ssize_t capacity = PyLong_AsSsize_t(args[3]);
+    if (capacity == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(levels, "levels must be a sequence");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    PyObject *out = PyTuple_New(count);
+    if (out == NULL) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    for (Py_ssize_t n = 0; n < count; n++) {
+        PyObject *lv = PySequence_Fast_GET_ITEM(seq, n);
+        PyObject *px, *sz;
+        if ((PyList_CheckExact(lv) || PyTuple_CheckExact(lv)) && PySequence_Fast_GET_SIZE(lv) >= 2) {
+            px = PySequence_Fast_GET_ITEM(lv, 0);
+            sz = PySequence_Fast_GET_ITEM(lv, 1);
+            Py_INCREF(px);
+            Py_INCREF(sz);
+        }
+        else {
+            px = PyObject_GetItem(lv, ZERO);
+            if (px == NULL) {
+                goto error;
+            }
+            sz = PyObject_GetItem(lv, ONE);
+            if (sz == NULL) {
+                Py_DECREF(px);
+                goto error;
+            }
+        }
+        PyObject *pair = decimal_pair(cache, px, sz, decimal_type, 0);
+        Py_DECREF(px);
+        Py_DECREF(sz);
+        if (pair == NULL) {
+            goto error;
+        }
+        PyTuple_SET_ITEM(out, n, pair);
+    }
+    Py_DECREF(seq);
+    if (PyDict_GET_SIZE(cache) > capacity) {
+        PyDict_Clear(cache);
+    }
+    return out;
+
+error:
+    Py_DECREF(seq);
+    Py_DECREF(out);
+    return NULL;
+}
+
+PyDoc_STRVAR(decimal_columns_doc,
+"decimal_columns(pxs, szs, n, cache, /) -> tuple[tuple[Decimal, Decimal], ...]\n\n"
+"``tuple(zip(map(cache.__getitem__, pxs[:n]), map(cache.__getitem__, szs[:n])))`` in C\n"
+"(``n`` None: every level); a miss goes through ``cache[text]`` (its ``__missing__``).");
+
+static PyObject *
+decimal_columns(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "decimal_columns() takes 4 arguments");
+        return NULL;
+    }
+    PyObject *pxs = args[0], *szs = args[1], *cache = args[3];
+    if (!PyList_CheckExact(pxs) || !PyList_CheckExact(szs) || !PyDict_Check(cache)) {
+        PyErr_SetString(PyExc_TypeError, "decimal_columns(): pxs/szs must be lists, cache a dict");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(pxs);
+    if (PyList_GET_SIZE(szs) < count) {
+        count = PyList_GET_SIZE(szs);
+    }
+    if (args[2] != Py_None) {
+        Py_ssize_t n = PyLong_AsSsize_t(args[2]);
+        if (n == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (n < 0) { /* a negative n slices from the end, as pxs[:n] */
+            n = count + n < 0 ? 0 : count + n;
+        }
+        if (n < count) {
+            count = n;
+        }
+    }
+    PyObject *out = PyTuple_New(count);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (i >= PyList_GET_SIZE(pxs) || i >= PyList_GET_SIZE(szs)) { /* __missing__ ran code */
+            PyErr_SetString(PyExc_RuntimeError, "book side changed while converting");
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyObject *px = PyList_GET_ITEM(pxs, i);
+        PyObject *sz = PyList_GET_ITEM(szs, i);
+        Py_INCREF(px);
+        Py_INCREF(sz);
+        PyObject *pair = decimal_pair(cache, px, sz, NULL, 1);
+        Py_DECREF(px);
+        Py_DECREF(sz);
+        if (pair == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, i, pair);
+    }
+    return out;
+}
+
+/* ------------------------------------------------------------------ module */
+
+static PyMethodDef methods[] = {
+    {"apply_side", (PyCFunction)(void (*)(void))apply_side, METH_FASTCALL, apply_side_doc},
+    {"crc32_pairs", (PyCFunction)(void (*)(void))crc32_pairs, METH_FASTCALL, crc32_pairs_doc},
+    {"crc32", (PyCFunction)crc32_bytes, METH_O, crc32_doc},
+    {"decimal_levels", (PyCFunction)(void (*)(void))decimal_levels, METH_FASTCALL,
+     decimal_levels_doc},
+    {"decimal_columns", (PyCFunction)(void (*)(void))decimal_columns, METH_FASTCALL,
+     decimal_columns_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    "marketfeed._cbook",
+    "Optional C speedups of marketfeed's L2 book engine (see marketfeed._book).",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__cbook(void)
+{
+    crc_init();
+    if (ZERO == NULL) {
+        ZERO = PyLong_FromLong(0);
+        ONE = PyLong_FromLong(1);
+        if (ZERO == NULL || ONE == NULL) {
+            return NULL;
+        }
+    }
+    return PyModule_Create(&module);
+}

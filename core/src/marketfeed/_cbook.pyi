@@ -1,0 +1,52 @@
+"""Optional C speedups of the L2 book engine (``_cbook.c``); used by ``marketfeed._book``.
+
+Each function does exactly what the pure-Python code it replaces does (see ``_book.py``).
+"""
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+def apply_side(
+    index: dict[str, float],
+    keys: list[float],
+    pxs: list[str],
+    szs: list[str],
+    neg: bool,
+    tops: list[str] | None,
+    sep: str,
+    levels: Sequence[Sequence[str]],
+    watch: int,
+    /,
+) -> bool | tuple[int, bool]:
+    """``_apply_side`` of a float-keyed side: whether the top ``watch`` levels changed, or
+    ``(n, dirty)`` when only ``levels[:n]`` were applied and Python continues at ``n``."""
+
+def crc32_pairs(
+    bid_pxs: list[str],
+    bid_szs: list[str],
+    ask_pxs: list[str],
+    ask_szs: list[str],
+    n: int,
+    sep: str,
+    /,
+) -> int:
+    """Unsigned CRC32 of the top ``n`` levels interleaved bid/ask, every string joined with
+    ``sep`` (UTF-8); where one side is shorter the other continues alone."""
+
+def crc32(data: bytes | bytearray | memoryview, /) -> int:
+    """Unsigned CRC32, equal to ``zlib.crc32(data)``."""
+
+def decimal_levels(
+    levels: Sequence[Sequence[str]],
+    cache: dict[str, Decimal],
+    decimal: type[Decimal],
+    capacity: int,
+    /,
+) -> tuple[tuple[Decimal, Decimal], ...]:
+    """``(decimal(lv[0]), decimal(lv[1]))`` per level through ``cache`` (misses stored),
+    then ``cache.clear()`` when it holds more than ``capacity`` entries."""
+
+def decimal_columns(
+    pxs: list[str], szs: list[str], n: int | None, cache: dict[str, Decimal], /
+) -> tuple[tuple[Decimal, Decimal], ...]:
+    """``(cache[px], cache[sz])`` for the first ``n`` (``None``: all) levels."""
