@@ -1,0 +1,510 @@
+"""The C speedups of the book engine (``marketfeed._cbook``) against the pure-Python engine.
+
+Differential tests: the same operations go through the C functions and through the
+pure-Python code they replace, and everything observable must be equal (the side's
+lists, dict and pair strings, the return value, the exception's type, message and kind),
+including the cases C hands back to Python and malformed input. Plus reference-count and
+memory checks (nothing kept alive, memory flat over 100k updates of real captures).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+import zlib
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from marketfeed import _book
+from marketfeed.book import SPEEDUPS, BookIntegrityError, L2Book
+
+cbook = pytest.importorskip("marketfeed._cbook", reason="marketfeed._cbook is not built")
+
+DATA = Path(__file__).parent / "data" / "book"
+
+
+def test_speedups_flag_says_what_is_active() -> None:
+    """``SPEEDUPS`` is true exactly when the engine loaded the C module at import."""
+    assert SPEEDUPS is (_book._c is not None) or _book._c is cbook
+
+
+# --------------------------------------------------------------------------- strategies
+
+GOOD_PRICES = st.one_of(
+    st.builds(
+        lambda t, z: str(Decimal(t) / 4) + ("0" * z if z else ""),
+        st.integers(1, 60),
+        st.integers(0, 2),
+    ),
+    st.builds(
+        lambda k: str(Decimal("100.000000000000000001") + Decimal(k) / 10**18), st.integers(0, 3)
+    ),
+    st.sampled_from(["7", "7.", "7.0", ".5", "0.50", "0", "00.25"]),
+)
+BAD_PRICES = st.sampled_from(
+    [
+        "1e1",
+        "-5",
+        " 7",
+        "7 ",
+        "",
+        "nan",
+        "inf",
+        "-inf",
+        "1_0",
+        "\u0663",
+        "1" * 400,
+        "7..1",
+        ".",
+        "+7",
+        "0x10",
+        "7\u00e9",
+    ]
+)
+OTHER_OBJECTS = st.sampled_from([7, 7.5, None, b"7", Decimal("7")])
+GOOD_SIZES = st.one_of(
+    st.sampled_from(
+        [
+            "0",
+            "0.0",
+            "0.000",
+            "0E-8",
+            "00",
+            ".0",
+            "0.",
+            "1",
+            "2.5",
+            "0.125",
+            "10",
+            "0.5e3",
+            "1abc",
+            "0.5x",
+            "1\u00e9",
+        ]
+    ),
+    st.builds(lambda n: str(Decimal(n) / 8), st.integers(1, 100)),
+)
+BAD_SIZES = st.sampled_from(
+    [
+        "+1",
+        "+0",
+        "+.5",
+        "+0.0",
+        "-1",
+        "-0",
+        " 1",
+        "",
+        "nan",
+        "NaN",
+        "inf",
+        "+inf",
+        "e5",
+        "\u0663",
+        "+",
+        "+x",
+        "a",
+    ]
+)
+prices = st.one_of(GOOD_PRICES, GOOD_PRICES, GOOD_PRICES, BAD_PRICES, OTHER_OBJECTS)
+sizes = st.one_of(GOOD_SIZES, GOOD_SIZES, GOOD_SIZES, BAD_SIZES, OTHER_OBJECTS)
+good_level = st.tuples(GOOD_PRICES, GOOD_SIZES.filter(lambda s: s[0].isdigit() or s[0] == "."))
+
+
+def shaped(level: tuple[Any, Any], shape: int) -> Any:
+    px, sz = level
+    if shape == 0:
+        return (px, sz)
+    if shape == 1:
+        return [px, sz, "0", "1"]  # OKX's four items
+    if shape == 2:
+        return [px]  # too short
+    if shape == 3:
+        return {0: px, 1: sz}  # a mapping indexes too
+    if shape == 4:
+        return "ab"  # a str level: lv[0] == "a"
+    return None
+
+
+any_level = st.one_of(
+    st.builds(shaped, st.tuples(prices, sizes), st.sampled_from([0, 0, 0, 1, 1])),
+    st.builds(shaped, st.tuples(prices, sizes), st.integers(0, 5)),
+)
+clean_levels = st.lists(good_level, max_size=10)
+dirty_levels = st.one_of(
+    st.lists(any_level, max_size=10),
+    st.lists(any_level, max_size=10).map(tuple),
+    clean_levels,
+)
+
+
+def state(side: _book._Side) -> tuple[Any, ...]:
+    return (side.exact, side.index, side.keys, side.pxs, side.szs, side.tops, side.sep)
+
+
+def outcome(fn: Any, *args: Any) -> tuple[Any, ...]:
+    try:
+        return ("ok", fn(*args))
+    except BookIntegrityError as exc:
+        return ("raise", type(exc), exc.kind, exc.reason)
+    except Exception as exc:
+        return ("raise", type(exc), str(exc))
+
+
+def apply_both(
+    snapshot: list[tuple[str, str]], deltas: list[Any], neg: bool, watch: int, tops: str | None
+) -> None:
+    sides = []
+    for _ in range(2):
+        side = _book._Side(neg)
+        side.load(snapshot)
+        if tops is not None:
+            side.build_tops(watch, tops)
+        sides.append(side)
+    c_side, py_side = sides
+    saved = _book._c
+    for levels in deltas:
+        _book._c = cbook
+        try:
+            got = outcome(_book._apply_side, c_side, levels, watch)
+        finally:
+            _book._c = saved
+        want = outcome(_book._apply_side_py, py_side, levels, watch)
+        assert got == want, levels
+        assert state(c_side) == state(py_side), levels
+        if got[0] == "raise":
+            break  # the book is invalid now: only a snapshot continues
+
+
+# --------------------------------------------------------------------------- apply_side
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    snapshot=clean_levels,
+    deltas=st.lists(dirty_levels, min_size=1, max_size=12),
+    neg=st.booleans(),
+    watch=st.integers(1, 5),
+    tops=st.sampled_from([None, ":", "|", "::"]),
+)
+def test_apply_side_equals_python_on_any_input(
+    snapshot: Any, deltas: Any, neg: bool, watch: int, tops: str | None
+) -> None:
+    """Valid, rare (spellings, float collisions, "+" sizes) and malformed levels of any
+    shape give the same side, result and exception in C as in Python."""
+    apply_both(snapshot, deltas, neg, watch, tops)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    snapshot=clean_levels,
+    deltas=st.lists(clean_levels, min_size=1, max_size=25),
+    neg=st.booleans(),
+    watch=st.integers(1, 5),
+    tops=st.sampled_from([None, ":"]),
+)
+def test_apply_side_equals_python_on_valid_updates(
+    snapshot: Any, deltas: Any, neg: bool, watch: int, tops: str | None
+) -> None:
+    """Long runs of valid updates (inserts, replaces, deletes in and below the top
+    ``watch`` levels) keep C and Python sides identical."""
+    apply_both(snapshot, deltas, neg, watch, tops)
+
+
+@pytest.mark.parametrize(
+    ("levels", "handed_back_at"),
+    [
+        ([("1", "1"), ("2", "+1")], 1),  # "+"-signed size: Python's _is_zero
+        ([("1", "1"), ("2.00", "1")], 1),  # known double, other spelling ("2" is in)
+        ([("1", "1"), ("2", "1"), ("1e1", "1")], 2),  # exponent: float() in Python
+        ([("1", "1"), (2, "1")], 1),  # not a str
+        ([("1", "1"), ("3", "")], 1),  # empty size: IndexError in Python
+        ([("1", "1"), ["3"]], 1),  # too short
+        ((("1", "1"),), None),  # a tuple of tuples is fine
+        ([("100.000000000000000002", "1")], 0),  # same double as a stored price
+    ],
+)
+def test_apply_side_hands_rare_cases_back_before_touching_them(
+    levels: Any, handed_back_at: int | None
+) -> None:
+    """C applies the levels before a rare case, changes nothing of that level and returns
+    ``(n, dirty)``; Python continues from ``n``."""
+    side = _book._Side(False)
+    side.load([("2", "5"), ("100.000000000000000001", "1")])
+    before = state(side)
+    r = cbook.apply_side(
+        side.index, side.keys, side.pxs, side.szs, side.neg, side.tops, side.sep, levels, 3
+    )
+    if handed_back_at is None:
+        assert r is True
+        return
+    assert isinstance(r, tuple)
+    n, dirty = r
+    assert n == handed_back_at
+    assert dirty is (n > 0)
+    if n == 0:
+        assert state(side) == before
+
+
+def test_exact_mode_side_runs_in_python() -> None:
+    """After a float collision a side has Decimal keys; C never sees it and the result
+    equals the pure-Python engine's."""
+    a = L2Book("t", "A-B", "AB", check_crossed=False)
+    a.apply_snapshot([("100.000000000000000001", "1")], [])
+    a.apply_delta([("100.000000000000000002", "2"), ("99", "1")], [])
+    assert a._bids.exact
+    a.apply_delta([("101", "1"), ("100.000000000000000001", "0")], [])
+    assert a.raw_top(5)[0] == [("101", "1"), ("100.000000000000000002", "2"), ("99", "1")]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("nan", "1"),
+        ("inf", "1"),
+        ("1", "-1"),
+        ("1", "nan"),
+        ("1", " 1"),
+        (None, "1"),
+        ("1", None),
+        ["1"],
+        None,
+        5,
+        ("1", ""),
+    ],
+)
+def test_malformed_level_fails_the_book_as_malformed(bad: Any) -> None:
+    """A level C cannot take is handed back and Python raises ``malformed``; never a crash."""
+    saved = _book._c
+    _book._c = cbook
+    try:
+        book = L2Book("t", "A-B", "AB")
+        book.apply_snapshot([("1", "1")], [("2", "1")])
+        with pytest.raises(BookIntegrityError) as err:
+            book.apply_delta([("0.5", "1"), bad], [])
+        assert err.value.kind == "malformed"
+        assert not book.valid
+    finally:
+        _book._c = saved
+
+
+def test_apply_side_rejects_wrong_argument_types() -> None:
+    with pytest.raises(TypeError):
+        cbook.apply_side({}, [], [], [], False, None, ":", [])  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        cbook.apply_side([], [], [], [], False, None, ":", [], 1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        cbook.apply_side({}, [], [], [], False, "x", ":", [], 1)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- checksum
+
+text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    bids=st.lists(st.tuples(text, text), max_size=30),
+    asks=st.lists(st.tuples(text, text), max_size=30),
+    n=st.integers(0, 35),
+    sep=st.sampled_from([":", "", "|", "::", "\u00b7"]),
+)
+def test_crc32_pairs_equals_zlib_over_the_joined_text(
+    bids: Any, asks: Any, n: int, sep: str
+) -> None:
+    """Interleaved bid/ask, the longer side continuing alone, every string joined by
+    ``sep``, UTF-8: the same CRC32 as zlib over the text built in Python."""
+    parts: list[str] = []
+    for i in range(n):
+        if i < len(bids):
+            parts += bids[i]
+        if i < len(asks):
+            parts += asks[i]
+    want = zlib.crc32(sep.join(parts).encode())
+    cols = ([p for p, _ in bids], [s for _, s in bids], [p for p, _ in asks], [s for _, s in asks])
+    assert cbook.crc32_pairs(*cols, n, sep) == want
+
+
+@given(data=st.binary(max_size=100))
+def test_crc32_equals_zlib(data: bytes) -> None:
+    assert cbook.crc32(data) == zlib.crc32(data)
+
+
+def test_crc32_pairs_raises_for_text_that_is_not_utf8() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        cbook.crc32_pairs(["1\ud800"], ["1"], [], [], 1, ":")
+    with pytest.raises(TypeError):
+        cbook.crc32_pairs([1], ["1"], [], [], 1, ":")
+
+
+@pytest.mark.parametrize("impl", ["c", "python"])
+def test_book_crc32_pairs_is_okx_checksum_of_real_captures(impl: str) -> None:
+    """``L2Book.crc32_pairs(25)`` as a signed int is OKX's checksum of every message of
+    the 2022 ``books`` capture, in both implementations."""
+    saved = _book._c
+    _book._c = cbook if impl == "c" else None
+
+    def okx(book: L2Book) -> int:
+        v = book.crc32_pairs(25)
+        return v - 0x100000000 if v & 0x80000000 else v
+
+    try:
+        books: dict[str, L2Book] = {}
+        checked = 0
+        for kind, inst, bids, asks, ck in _messages("okx.20220513.ws.1.jsonl"):
+            book = books.setdefault(inst, L2Book("okx", inst, inst, checksum=okx))
+            if kind == "snapshot":
+                book.apply_snapshot(bids, asks, checksum=ck)
+            else:
+                book.apply_delta(bids, asks, checksum=ck)
+            checked += 1
+        assert checked > 100
+    finally:
+        _book._c = saved
+
+
+def test_book_crc32_pairs_rejects_negative_depth() -> None:
+    book = L2Book("t", "A-B", "AB")
+    with pytest.raises(ValueError, match="n must be"):
+        book.crc32_pairs(-1)
+
+
+# --------------------------------------------------------------------------- decimals
+
+
+@settings(max_examples=200, deadline=None)
+@given(levels=st.lists(st.tuples(prices, sizes), max_size=8), shape=st.integers(0, 1))
+def test_decimal_levels_equals_python(levels: Any, shape: int) -> None:
+    """Same tuple of Decimal pairs (or the same exception) and the same cache contents."""
+    levels = [shaped(lv, shape) for lv in levels]
+    c_cache = _book._DecimalCache(10)
+    py_cache = _book._DecimalCache(10)
+    saved = _book._c
+    _book._c = cbook
+    try:
+        got = outcome(_book._levels, levels, c_cache)
+    finally:
+        _book._c = None
+        try:
+            want = outcome(_book._levels, levels, py_cache)
+        finally:
+            _book._c = saved
+    assert repr(got) == repr(want)  # repr: NaN != NaN, and the spelling counts
+    assert repr(dict(c_cache)) == repr(dict(py_cache))
+
+
+def test_decimal_levels_clears_the_cache_past_its_capacity() -> None:
+    cache = _book._DecimalCache(3)
+    out = cbook.decimal_levels([("1", "2"), ("3", "4")], cache, Decimal, cache.capacity)
+    assert out == ((Decimal(1), Decimal(2)), (Decimal(3), Decimal(4)))
+    assert len(cache) == 0
+    with pytest.raises(InvalidOperation):
+        cbook.decimal_levels([("1", "2x")], cache, Decimal, 10)
+
+
+@pytest.mark.parametrize("n", [None, 0, 1, 3, 100, -1])
+def test_decimal_columns_equals_python(n: int | None) -> None:
+    pxs = ["3", "2.50", "1"]
+    szs = ["1", "0.10", "2"]
+    want = tuple(zip(map(Decimal, pxs[:n]), map(Decimal, szs[:n]), strict=True))
+    cache = _book._DecimalCache(100)
+    assert cbook.decimal_columns(pxs, szs, n, cache) == want
+    assert set(cache) == set(pxs[:n] + szs[:n])
+    with pytest.raises(InvalidOperation):  # through the cache's __missing__
+        cbook.decimal_columns(["1"], ["nan"], None, _book._DecimalCache(10))
+
+
+# --------------------------------------------------------------------------- references
+
+
+def test_no_reference_is_kept_by_insert_replace_delete_and_hand_back() -> None:
+    """Each string passed in is referenced by the side while it holds it and by nothing
+    else afterwards (no leaked or missing reference in any C path)."""
+    saved = _book._c
+    _book._c = cbook
+    try:
+        book = L2Book("t", "A-B", "AB", check_crossed=False)
+        book.apply_snapshot([("10", "1"), ("9", "1")], [("11", "1")])
+        book.raw_pairs(2)  # keep pair strings: the mirror paths run too
+        px = "".join(["9", ".5"])
+        sz = "".join(["3", ".25"])
+        sz2 = "".join(["4", ".5"])
+        base = (sys.getrefcount(px), sys.getrefcount(sz), sys.getrefcount(sz2))
+        for _ in range(1000):
+            book.apply_delta([(px, sz)], [])  # insert into the top 2
+            book.apply_delta([(px, sz2)], [])  # replace
+            book.apply_delta([[px, "+0"]], [])  # hand back, Python deletes
+            book.apply_delta([(px, sz)], [])
+            book.apply_delta([(px, "0")], [])  # delete in C
+            book.apply_delta([(px, "0")], [])  # delete of an absent level
+            _book._levels([(px, sz)], _book._DecimalCache(10))
+            book.top()
+            book.crc32_pairs(25)
+        assert (sys.getrefcount(px), sys.getrefcount(sz), sys.getrefcount(sz2)) == base
+    finally:
+        _book._c = saved
+
+
+def _messages(name: str) -> list[tuple[str, str, list[Any], list[Any], int]]:
+    out = []
+    for line in (DATA / name).read_text().splitlines():
+        rec = json.loads(line)
+        if rec["dir"] != "in":
+            continue
+        msg = json.loads(rec["frame"])
+        if "data" not in msg or not msg.get("arg", {}).get("channel", "").startswith("books"):
+            continue
+        for d in msg["data"]:
+            out.append((msg["action"], msg["arg"]["instId"], d["bids"], d["asks"], d["checksum"]))
+    return out
+
+
+def test_memory_stays_flat_over_100k_updates() -> None:
+    """Replaying the real captures (fresh level strings each pass, as from a decoder) for
+    100k+ updates with checksum and BookDelta conversion: the interpreter's allocated
+    blocks do not grow."""
+    saved = _book._c
+    _book._c = cbook
+    messages = []  # (snapshot?, instId, the data object as JSON text)
+    for name in ("okx.20220513.ws.1.jsonl", "okx.20210722.ws.1.jsonl"):
+        for action, inst, bids, asks, ck in _messages(name):
+            data = json.dumps({"bids": bids, "asks": asks, "checksum": ck})
+            messages.append((action == "snapshot", inst, data))
+
+    def okx(book: L2Book) -> int:
+        v = book.crc32_pairs(25)
+        return v - 0x100000000 if v & 0x80000000 else v
+
+    def one_pass() -> int:
+        books: dict[str, L2Book] = {}
+        for snapshot, inst, text in messages:
+            d = json.loads(text)  # fresh strings, as from the decoder
+            book = books.setdefault(inst, L2Book("okx", inst, inst, checksum=okx))
+            if snapshot:
+                book.apply_snapshot(d["bids"], d["asks"], checksum=d["checksum"])
+            else:
+                book.apply_delta(d["bids"], d["asks"], checksum=d["checksum"])
+                _book._levels(d["bids"])
+                _book._levels(d["asks"])
+                book.top(25)
+        return len(messages)
+
+    try:
+        one_pass()
+        one_pass()
+        _book._DECIMALS.clear()
+        gc.collect()
+        first = sys.getallocatedblocks()  # every live object of the interpreter
+        updates = 0
+        while updates < 100_000:
+            updates += one_pass()
+        _book._DECIMALS.clear()
+        gc.collect()
+        last = sys.getallocatedblocks()
+        assert last - first < 1000, (first, last)  # a leak per update would be > 100k
+    finally:
+        _book._c = saved
