@@ -8,7 +8,7 @@ client and the login signature.
 
 from __future__ import annotations
 
-from ._books import BOOK_CHANNELS, book_checksum, book_checksum_columns
+from ._books import BOOK_CHANNELS, book_checksum, book_checksum_columns, book_checksum_crc
 from ._checksum import CHECKSUM_DEPTH, checksum_text, okx_checksum
 from ._config import OkxConfig, OkxCredentials
 from ._login import login, login_frame, sign
@@ -39,6 +39,7 @@ __all__ = [
     "bar_duration",
     "book_checksum",
     "book_checksum_columns",
+    "book_checksum_crc",
     "candle_from_row",
     "candles_from_rows",
     "checksum_text",

@@ -26,7 +26,7 @@ from typing import Any, cast
 from zlib import crc32
 
 from marketfeed import Event, Subscription
-from marketfeed.book import BookEngine, EmitPolicy, L2Book
+from marketfeed.book import SPEEDUPS, BookEngine, EmitPolicy, L2Book
 
 from ._checksum import CHECKSUM_DEPTH
 from ._decode import BookPush, LooseBookPush, ms_to_datetime
@@ -38,6 +38,7 @@ __all__ = [
     "OkxBooks",
     "book_checksum",
     "book_checksum_columns",
+    "book_checksum_crc",
     "book_options",
 ]
 
@@ -77,6 +78,19 @@ def book_checksum(book: L2Book) -> int:
         parts[1::2] = ap[:nb]
         parts += ap[nb:]
     value = crc32(_join(parts).encode())
+    return value - 0x100000000 if value & 0x80000000 else value
+
+
+def book_checksum_crc(book: L2Book) -> int:
+    """:func:`book_checksum` through the core's :meth:`L2Book.crc32_pairs` (the CRC32 of
+    the top 25 levels interleaved bid/ask and joined with ``:``, unsigned), made signed.
+
+    With the core's C speedups (``marketfeed.book.SPEEDUPS``) no string is built: about
+    0.2 µs per book instead of 2-3 µs, so the plugin uses it whenever they are loaded; the
+    pure-Python :meth:`L2Book.crc32_pairs` is slower than :func:`book_checksum` or
+    :func:`book_checksum_columns`, which serve the pure-Python engine.
+    """
+    value = book.crc32_pairs(CHECKSUM_DEPTH, ":")
     return value - 0x100000000 if value & 0x80000000 else value
 
 
@@ -175,9 +189,14 @@ class OkxBooks:
             incremental = channel in INCREMENTAL_BOOK_CHANNELS
             checksum = None
             if incremental and self.checksum:
-                # 100 ms "books" pushes change many top levels at once: see
-                # book_checksum_columns for the measured choice.
-                checksum = book_checksum_columns if channel == "books" else book_checksum
+                if SPEEDUPS:
+                    checksum = book_checksum_crc
+                elif channel == "books":
+                    # 100 ms "books" pushes change many top levels at once: see
+                    # book_checksum_columns for the measured choice.
+                    checksum = book_checksum_columns
+                else:
+                    checksum = book_checksum
             engine = BookEngine(
                 self.venue,
                 channel,
