@@ -389,21 +389,68 @@ utf8_of(PyObject *s, Py_ssize_t *len)
     return PyUnicode_AsUTF8AndSize(s, len);
 }
 
-/* crc of sep-joined items: each item preceded by sep unless it is the very first. */
+/* Text buffer: the joined text is assembled here, then checksummed in one pass (a pass per
+ * short string would be bound by the latency of the byte-wise table lookups). */
+typedef struct {
+    unsigned char *data;
+    Py_ssize_t len, cap;
+    unsigned char local[4096];
+} textbuf;
+
+/* Make room for `more` bytes (rarely needed: the local buffer takes 4 KiB). */
 static int
-crc_item(uint32_t *crc, int *first, PyObject *item, const char *sep, Py_ssize_t seplen)
+buf_grow(textbuf *b, Py_ssize_t more)
+{
+    Py_ssize_t cap = (b->len + more) * 2;
+    unsigned char *mem;
+    if (b->data == b->local) {
+        mem = PyMem_Malloc((size_t)cap);
+        if (mem != NULL) {
+            memcpy(mem, b->data, (size_t)b->len);
+        }
+    }
+    else {
+        mem = PyMem_Realloc(b->data, (size_t)cap);
+    }
+    if (mem == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = mem;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int
+buf_add(textbuf *b, const char *data, Py_ssize_t len)
+{
+    if (b->len + len > b->cap && buf_grow(b, len) < 0) {
+        return -1;
+    }
+    unsigned char *dst = b->data + b->len;
+    if (len <= 16) { /* prices, sizes, separators: a call to memcpy costs more */
+        while (len-- > 0) {
+            *dst++ = (unsigned char)*data++;
+        }
+        b->len = dst - b->data;
+    }
+    else {
+        memcpy(dst, data, (size_t)len);
+        b->len += len;
+    }
+    return 0;
+}
+
+/* Append the UTF-8 bytes of a str. */
+static inline int
+buf_str(textbuf *b, PyObject *item)
 {
     Py_ssize_t len;
     const char *data = utf8_of(item, &len);
     if (data == NULL) {
         return -1;
     }
-    if (!*first) {
-        *crc = crc_update(*crc, (const unsigned char *)sep, seplen);
-    }
-    *first = 0;
-    *crc = crc_update(*crc, (const unsigned char *)data, len);
-    return 0;
+    return buf_add(b, data, len);
 }
 
 PyDoc_STRVAR(crc32_pairs_doc,
@@ -451,23 +498,33 @@ crc32_pairs(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     if (na > n) {
         na = n;
     }
-    uint32_t crc = 0xFFFFFFFFu;
-    int first = 1;
+    textbuf b;
+    b.data = b.local;
+    b.len = 0;
+    b.cap = (Py_ssize_t)sizeof(b.local);
     Py_ssize_t m = nb > na ? nb : na;
+    int first = 1;
     for (Py_ssize_t i = 0; i < m; i++) {
-        /* items are re-read each time: they are borrowed and nothing here runs Python code */
-        if (i < nb) {
-            if (crc_item(&crc, &first, PyList_GET_ITEM(bp, i), sep, seplen) < 0 ||
-                crc_item(&crc, &first, PyList_GET_ITEM(bs, i), sep, seplen) < 0) {
+        /* items are read as we go: borrowed, and nothing here runs Python code */
+        for (int side = 0; side < 2; side++) {
+            if (i >= (side ? na : nb)) {
+                continue;
+            }
+            PyObject *px = PyList_GET_ITEM(side ? ap : bp, i);
+            PyObject *sz = PyList_GET_ITEM(side ? as : bs, i);
+            if ((!first && buf_add(&b, sep, seplen) < 0) || buf_str(&b, px) < 0 ||
+                buf_add(&b, sep, seplen) < 0 || buf_str(&b, sz) < 0) {
+                if (b.data != b.local) {
+                    PyMem_Free(b.data);
+                }
                 return NULL;
             }
+            first = 0;
         }
-        if (i < na) {
-            if (crc_item(&crc, &first, PyList_GET_ITEM(ap, i), sep, seplen) < 0 ||
-                crc_item(&crc, &first, PyList_GET_ITEM(as, i), sep, seplen) < 0) {
-                return NULL;
-            }
-        }
+    }
+    uint32_t crc = crc_update(0xFFFFFFFFu, b.data, b.len);
+    if (b.data != b.local) {
+        PyMem_Free(b.data);
     }
     return PyLong_FromUnsignedLong((unsigned long)(crc ^ 0xFFFFFFFFu));
 }
