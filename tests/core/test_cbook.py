@@ -508,3 +508,22 @@ def test_memory_stays_flat_over_100k_updates() -> None:
         assert last - first < 1000, (first, last)  # a leak per update would be > 100k
     finally:
         _book._c = saved
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    digits=st.text("0123456789", min_size=1, max_size=24),
+    dot=st.integers(0, 25),
+    neg=st.booleans(),
+)
+def test_price_keys_are_float_of_the_price(digits: str, dot: int, neg: bool) -> None:
+    """The C parser's fast path (mantissa < 2**53, up to 22 decimals) and its fallback
+    give exactly ``float(price)`` (negated on the bid side)."""
+    px = digits[:dot] + "." + digits[dot:] if dot <= len(digits) else digits
+    side = _book._Side(neg)
+    assert (
+        cbook.apply_side(side.index, side.keys, side.pxs, side.szs, neg, None, ":", [(px, "1")], 1)
+        is True
+    )
+    want = -float(px) if neg else float(px)
+    assert side.keys == [want] and side.index == {px: want}

@@ -40,6 +40,21 @@ list_set(PyObject *list, Py_ssize_t i, PyObject *item)
     Py_DECREF(old);
 }
 
+/* list.insert(i, item) for 0 <= i <= len(list): append (amortised growth), then one
+ * memmove (PyList_Insert moves the items one by one). */
+static int
+list_insert(PyObject *list, Py_ssize_t i, PyObject *item)
+{
+    if (PyList_Append(list, item) < 0) { /* the new reference ends up at items[i] */
+        return -1;
+    }
+    PyObject **items = ((PyListObject *)list)->ob_item;
+    Py_ssize_t n = PyList_GET_SIZE(list) - 1; /* the size before */
+    memmove(&items[i + 1], &items[i], (size_t)(n - i) * sizeof(PyObject *));
+    items[i] = item;
+    return 0;
+}
+
 /* First index whose float key is >= key (bisect_left over a list of exact floats).
  * Returns -1 if an item is not an exact float (the caller hands back to Python). */
 static Py_ssize_t
@@ -107,6 +122,11 @@ size_is_zero(PyObject *sz)
     return -1;
 }
 
+static const double POW10[23] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
 /* float(px) for a plain decimal price (digits with at most one '.', at least one digit,
  * ASCII). Returns 0 and sets *out (finite), or -1: not decided here (hand back). */
 static int
@@ -132,6 +152,27 @@ parse_price(PyObject *px, double *out)
     }
     if (!digits) {
         return -1;
+    }
+    if (n <= 16) {
+        /* Exact fast path (Clinger): a mantissa below 2**53 and a power of ten up to 1e22
+         * are both exact doubles, so one IEEE division is the correctly rounded value,
+         * the same double float() gives. */
+        uint64_t m = 0;
+        int frac = 0, seen_dot = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            char c = s[i];
+            if (c == '.') {
+                seen_dot = 1;
+            }
+            else {
+                m = m * 10 + (uint64_t)(c - '0');
+                frac += seen_dot;
+            }
+        }
+        if (m < ((uint64_t)1 << 53) && frac <= 22) {
+            *out = (double)m / POW10[frac];
+            return 0;
+        }
     }
     char *end = NULL;
     double f = PyOS_string_to_double(s, &end, NULL); /* correctly rounded, as float() */
@@ -299,20 +340,20 @@ apply_side(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
                 return NULL;
             }
         }
-        if (PyDict_SetItem(index, px, k) < 0 || PyList_Insert(keys, i, k) < 0) {
+        if (PyDict_SetItem(index, px, k) < 0 || list_insert(keys, i, k) < 0) {
             Py_DECREF(k);
             Py_XDECREF(top);
             return NULL;
         }
         Py_DECREF(k);
-        if (PyList_Insert(pxs, i, px) < 0 || PyList_Insert(szs, i, sz) < 0) {
+        if (list_insert(pxs, i, px) < 0 || list_insert(szs, i, sz) < 0) {
             Py_XDECREF(top);
             return NULL;
         }
         if (i < watch) {
             dirty = 1;
             if (top != NULL) {
-                int rc = PyList_Insert(tops, i, top);
+                int rc = list_insert(tops, i, top);
                 Py_DECREF(top);
                 if (rc < 0) {
                     return NULL;
