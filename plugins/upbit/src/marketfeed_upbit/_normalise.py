@@ -43,6 +43,9 @@ from marketfeed import (
 from ._symbols import split_market
 from ._timeframes import TIMEFRAMES, Timeframe, candle_event
 from ._wire import (
+    BOOK_DECODERS,
+    BOOK_HEADS,
+    BOOK_UNITS_KEYS,
     DEFAULT_DECODER,
     DEFAULT_KINDS,
     KINDS,
@@ -66,6 +69,8 @@ _fromtimestamp = _dt.datetime.fromtimestamp
 _SIMPLE_HEADS = (b'{"ty":', '{"ty":')
 _DEFAULT_HEADS = (b'{"type', '{"type')
 _NO_EVENTS: tuple[Event, ...] = ()
+_EMPTY_LIST = msgspec.Raw(b"[]")
+_UNIT_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, ValueError)
 
 
 def _utc_ms(ms: int) -> _dt.datetime:
@@ -170,6 +175,18 @@ class UnitCache(dict[bytes, _Unit]):
         self[key] = value
         return value
 
+    def pieces_levels(self, pieces: list[bytes]) -> tuple[tuple[_Level, ...], tuple[_Level, ...]]:
+        """``(asks, bids)`` of unit texts already cut at ``},{`` (see :meth:`levels`).
+
+        Raises:
+            msgspec.DecodeError, msgspec.ValidationError, ValueError: a piece is not one
+                unit object (the caller then decodes the whole frame the slow way).
+        """
+        asks, bids = zip(*map(self.__getitem__, pieces), strict=True)
+        if self.empty_keys and not self.empty_keys.isdisjoint(pieces):
+            return _drop_empty(asks), _drop_empty(bids)
+        return asks, bids
+
     def levels(self, raw: msgspec.Raw) -> tuple[tuple[_Level, ...], tuple[_Level, ...]]:
         """``(asks, bids)`` of a raw ``orderbook_units`` list, best first, empty sides dropped.
 
@@ -264,6 +281,7 @@ class UpbitNormaliser:
         self.venue = venue
         self.session = session if session is not None else UpbitSession()
         self._pending: list[Event] = []  # "active" statuses of markets seen for the first time
+        self._fast: dict[Frame, _FrameHandler] = {}
         self._handlers: dict[type[Any], _Handler] = {
             cls: self._handler(kind, cls in DEFAULT_KINDS) for cls, kind in KINDS.items()
         }
@@ -271,6 +289,11 @@ class UpbitNormaliser:
     # -- dispatch ------------------------------------------------------------------------
 
     def __call__(self, frame: Frame, receive_time: _dt.datetime) -> Sequence[Event]:
+        fast = self._fast.get(frame[:12])
+        if fast is not None:
+            events = fast(frame, receive_time)
+            if events is not None:
+                return self._flush(events) if self._pending else events
         head = frame[:6]
         if head in _SIMPLE_HEADS:
             msg = SIMPLE_DECODER.decode(frame)
@@ -344,7 +367,11 @@ class UpbitNormaliser:
         if kind == "trade":
             return self._trade_handler(markets, market)
         if kind == "orderbook":
-            return self._book_handler(markets, market, self.session.units[default])
+            units = self.session.units[default]
+            handler, self._fast[BOOK_HEADS[default]] = self._book_handlers(
+                markets, market, units, default
+            )
+            return handler
         if kind == "ticker":
             return self._ticker_handler(markets, market)
         return self._candle_handler(markets, market, TIMEFRAMES[kind])
@@ -392,13 +419,33 @@ class UpbitNormaliser:
 
         return trade
 
-    def _book_handler(self, markets: _Markets, market: _MarketFn, units: UnitCache) -> _Handler:
-        venue = self.venue
-        levels = units.levels
+    def _book_handlers(
+        self, markets: _Markets, market: _MarketFn, units: UnitCache, default: bool
+    ) -> tuple[_Handler, _FrameHandler]:
+        """``(handler of a decoded frame, handler of a raw frame)`` of orderbooks.
 
-        def orderbook(m: Any, receive_time: _dt.datetime) -> Sequence[Event]:
+        The raw-frame handler is the hot path: it cuts the unit list out of the frame
+        (between ``"obu":[{`` and the first ``}]``), decodes the rest with msgspec (the cut
+        list reads as ``[]``) and looks each unit's text up in ``units``: every unit text
+        is validated as one JSON object once (a cache miss decodes it with msgspec), so the
+        frame as a whole is checked as the slow path would. It answers ``None`` (then the
+        whole frame is decoded the slow way, raising what is wrong) when the cut does not
+        fit: no such key, a key that is not the frame's own, or a piece that is not a unit.
+        """
+        venue = self.venue
+        levels, pieces_levels = units.levels, units.pieces_levels
+        decode = BOOK_DECODERS[default].decode
+        key = BOOK_UNITS_KEYS[default]
+        klen = len(key)
+        split_units = bytes.split
+
+        def event(
+            m: Any,
+            asks: tuple[_Level, ...],
+            bids: tuple[_Level, ...],
+            receive_time: _dt.datetime,
+        ) -> list[Event]:
             sym = markets.get(m.code) or market(m.code, receive_time)
-            asks, bids = levels(m.units)
             if asks and bids and bids[0][0] >= asks[0][0]:
                 raise ValueError(
                     f"crossed Upbit book {m.code}: best bid {bids[0][0]} >= best ask {asks[0][0]}"
@@ -418,7 +465,27 @@ class UpbitNormaliser:
                 )
             ]
 
-        return orderbook
+        def orderbook(m: Any, receive_time: _dt.datetime) -> Sequence[Event]:
+            asks, bids = levels(m.units)
+            return event(m, asks, bids, receive_time)
+
+        def orderbook_frame(frame: Any, receive_time: _dt.datetime) -> Sequence[Event] | None:
+            start = frame.find(key) + klen  # the first unit's text starts here
+            if start < klen or frame[start - klen - 1] not in b",{":
+                return None  # no unit list, or the key is part of another string
+            end = frame.rfind(b"}]", start)
+            if end < 0:
+                return None
+            try:
+                m = decode(frame[: start - 1] + frame[end + 1 :])
+                if m.units != _EMPTY_LIST:  # another "obu" key: not the list we cut
+                    return None
+                asks, bids = pieces_levels(split_units(frame[start:end], b"},{"))
+            except _UNIT_ERRORS:
+                return None
+            return event(m, asks, bids, receive_time)
+
+        return orderbook, orderbook_frame
 
     def _ticker_handler(self, markets: _Markets, market: _MarketFn) -> _Handler:
         venue = self.venue
@@ -454,5 +521,6 @@ class UpbitNormaliser:
 
 
 _Handler = Callable[[Any, _dt.datetime], Sequence[Event]]
+_FrameHandler = Callable[[Any, _dt.datetime], "Sequence[Event] | None"]
 _Markets = dict[str, tuple[str, str]]
 _MarketFn = Callable[[str, _dt.datetime], tuple[str, str]]

@@ -25,6 +25,9 @@ from typing import Any, Union
 import msgspec
 
 __all__ = [
+    "BOOK_DECODERS",
+    "BOOK_HEADS",
+    "BOOK_UNITS_KEYS",
     "CANDLE_TYPES",
     "DEFAULT_DECODER",
     "SIMPLE_DECODER",
@@ -140,6 +143,23 @@ SIMPLE_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Union[tuple(SIM
 
 DEFAULT_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Union[tuple(DEFAULT_KINDS)])
 """Decodes a DEFAULT-format frame (tag ``type``) into its generated Struct."""
+
+
+def _class_of(kinds: dict[type[msgspec.Struct], str], kind: str) -> type[msgspec.Struct]:
+    return next(cls for cls, k in kinds.items() if k == kind)
+
+
+BOOK_HEADS: tuple[bytes, bytes] = (b'{"ty":"order', b'{"type":"ord')
+"""First 12 bytes of an orderbook frame whose tag is its first key: ``(SIMPLE, DEFAULT)``."""
+
+BOOK_UNITS_KEYS: tuple[bytes, bytes] = (b'"obu":[{', b'"orderbook_units":[{')
+"""The unit list's key and opening, ``(SIMPLE, DEFAULT)``: where the fast path cuts a frame."""
+
+BOOK_DECODERS: tuple[msgspec.json.Decoder[Any], msgspec.json.Decoder[Any]] = (
+    msgspec.json.Decoder(_class_of(SIMPLE_KINDS, "orderbook")),
+    msgspec.json.Decoder(_class_of(DEFAULT_KINDS, "orderbook")),
+)
+"""Decoders of one orderbook frame (its tag checked), ``(SIMPLE, DEFAULT)``."""
 
 _UNIT_SIMPLE = _struct("Unit", _UNIT, True, None)
 _UNIT_DEFAULT = _struct("Unit", _UNIT, False, None)
