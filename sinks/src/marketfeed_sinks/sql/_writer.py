@@ -73,8 +73,11 @@ class SqlOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         book_depth: Levels per side kept in ``book_top``.
         book_interval: Seconds between stored snapshots per (venue, symbol), by venue event
             time; ``0`` stores every snapshot.
-        pg_bulk: PostgreSQL bulk method: ``"copy"`` (binary COPY; default, measured
-            fastest, see README) or ``"executemany"`` (pipelined INSERT ... ON CONFLICT).
+        pg_bulk: PostgreSQL bulk method: ``"copy"`` (default: COPY, text format for
+            tables with at least two decimals per timestamp, binary for the others;
+            measured fastest, see README), ``"copy_text"`` or ``"copy_binary"`` (one COPY
+            format for every table), or ``"executemany"`` (pipelined
+            ``INSERT ... ON CONFLICT``).
         connect_timeout: Seconds to wait for a PostgreSQL connection.
         busy_timeout: Seconds SQLite waits for another writer's lock before the batch
             fails as transient (retried by the supervisor).
@@ -83,7 +86,7 @@ class SqlOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     schema: str | None = None
     book_depth: int = 10
     book_interval: float = 1.0
-    pg_bulk: Literal["copy", "executemany"] = "copy"
+    pg_bulk: Literal["copy", "copy_text", "copy_binary", "executemany"] = "copy"
     connect_timeout: float = 10.0
     busy_timeout: float = 10.0
 
@@ -237,6 +240,21 @@ class Writer(ABC):
     def _write_events(
         self, spec: TableSpec, events: list[Any], *, careful: bool = True
     ) -> tuple[int, list[Any]]:
+        n, events, rows, rejected = self._rows(spec, events)
+        if not rows:
+            pass
+        elif careful or rejected:
+            rejected.extend(self._bisect(spec, events, rows))
+        else:
+            self._bulk(spec, rows, fast=True)
+        return n - len(rejected), rejected
+
+    def _rows(
+        self, spec: TableSpec, events: list[Any]
+    ) -> tuple[int, list[Any], list[Row], list[tuple[Any, str]]]:
+        """``(n, events, rows, rejected)``: the rows of ``events`` (one per key after the
+        in-batch merge), the events they came from, and the events that could not even
+        become a row, with the reason. ``n`` is the number of events given."""
         rejected: list[tuple[Any, str]] = []
         row = spec.row
         try:
@@ -254,13 +272,7 @@ class Writer(ABC):
             n = len(events)
         if spec.dedupe and len(rows) > 1:
             events, rows = _dedupe(spec, events, rows)
-        if not rows:
-            pass
-        elif careful or rejected:
-            rejected.extend(self._bisect(spec, events, rows))
-        else:
-            self._bulk(spec, rows, fast=True)
-        return n - len(rejected), rejected
+        return n, events, rows, rejected
 
     def _bisect(self, spec: TableSpec, events: list[Any], rows: list[Row]) -> list[Any]:
         try:
@@ -370,6 +382,8 @@ def _rebind(spec: TableSpec, row: Any) -> TableSpec:
 
 def _dedupe(spec: TableSpec, events: list[Any], rows: list[Row]) -> tuple[list[Any], list[Row]]:
     key_of = itemgetter(*spec.key_index)
+    if len(set(map(key_of, rows))) == len(rows):
+        return events, rows  # every key once: the common case, checked at C speed
     merge = spec.merge
     seen: dict[Any, tuple[Any, Row]] = {}
     for event, row in zip(events, rows, strict=True):
@@ -380,8 +394,6 @@ def _dedupe(spec: TableSpec, events: list[Any], rows: list[Row]) -> tuple[list[A
             seen[key] = (event if merged is row else old[0], merged)
         else:
             seen[key] = (event, row)
-    if len(seen) == len(rows):
-        return events, rows
     return [e for e, _ in seen.values()], [r for _, r in seen.values()]
 
 
