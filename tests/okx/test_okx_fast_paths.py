@@ -3,17 +3,226 @@
 * :func:`marketfeed_okx.book_checksum_crc` (the checksum through the core's
   ``L2Book.crc32_pairs``, used when the core's C speedups are loaded) agrees with every
   checksum OKX sent, with the core's C speedups and with its pure-Python engine.
+* The C fast path of the normaliser (``marketfeed_okx._cokx``) gives, frame by frame, the
+  same events (same types, same JSON encoding: exact decimal strings, times, symbols) as
+  the pure-Python path, over both captures and both emission policies, and leaves every
+  unusual frame to the Python path, which then gives the same events or raises the same
+  error (frames derived from real ones: **constructed**).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections import Counter
+from typing import Any
 
+import msgspec
 import pytest
-from marketfeed import _book
+from marketfeed import Subscription, _book
 from marketfeed.book import L2Book
-from marketfeed_okx import book_checksum_crc
+from marketfeed_okx import BOOK_CHANNELS, OkxNormaliser, _normalise, book_checksum_crc
 from okx_testdata import WS_2021, WS_2022, PlainBook, in_frames
+
+NOW = dt.datetime(2022, 5, 13, 16, 27, 10, tzinfo=dt.UTC)
+needs_c = pytest.mark.skipif(not _normalise.SPEEDUPS, reason="marketfeed_okx._cokx not built")
+
+
+def _pair(
+    monkeypatch: pytest.MonkeyPatch, subs: list[Subscription] | None = None
+) -> tuple[OkxNormaliser, OkxNormaliser]:
+    """(C fast path normaliser, pure-Python normaliser) over the same subscriptions."""
+    fast = OkxNormaliser("okx", subs or [])
+    with monkeypatch.context() as m:
+        m.setattr(_normalise, "_cokx", None)
+        slow = OkxNormaliser("okx", subs or [])
+    assert fast._fast is not None and slow._fast is None
+    return fast, slow
+
+
+def _outcome(normaliser: OkxNormaliser, frame: str) -> Any:
+    """The events as (type, JSON) pairs, or the exception type raised."""
+    try:
+        events = normaliser(frame, NOW)
+    except Exception as exc:  # compared between paths
+        return type(exc)
+    return [(type(e).__name__, msgspec.json.encode(e)) for e in events]
+
+
+@needs_c
+@pytest.mark.parametrize("emit", ["delta", "top"])
+def test_c_fast_path_gives_the_python_paths_events(
+    emit: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every frame of both captures: identical events from both paths, and the C path
+    really handled the tickers, trades and book pushes (it returned something for them)."""
+    for path in (WS_2022, WS_2021):
+        frames = [f for _, f in in_frames(path)]
+        insts = {json.loads(f)["arg"]["instId"] for f in frames if f.startswith('{"arg"')}
+        subs = [
+            Subscription(venue="okx", channel=ch, symbol=i, options={"book_emit": emit})
+            for ch in BOOK_CHANNELS
+            for i in sorted(insts)
+        ]
+        fast, slow = _pair(monkeypatch, subs)
+        assert fast._fast is not None
+        handled: Counter[str] = Counter()
+        for frame in frames:
+            if fast._fast(frame, NOW) is not None:
+                handled[json.loads(frame)["arg"]["channel"]] += 1
+        fast, slow = _pair(monkeypatch, subs)
+        events = 0
+        for frame in frames:
+            a = _outcome(fast, frame)
+            assert a == _outcome(slow, frame), frame[:200]
+            events += len(a)
+        assert events > 100
+        assert handled["tickers"] > 20 and handled["trades"] > 30
+        assert handled["books"] + handled["books-l2-tbt"] > 280
+
+
+def _real(path: Any, channel: str, action: str = "") -> dict[str, Any]:
+    for _, frame in in_frames(path):
+        if frame.startswith(f'{{"arg":{{"channel":"{channel}"') and action in frame[:80]:
+            msg: dict[str, Any] = json.loads(frame)
+            return msg
+    raise AssertionError(channel)
+
+
+def _variants() -> list[tuple[str, list[str]]]:
+    """Constructed frames from real ones: (name, frames fed in order)."""
+    ticker = _real(WS_2022, "tickers")
+    trade = _real(WS_2022, "trades")
+    snap = _real(WS_2022, "books", '"action":"snapshot"')
+    inst = snap["arg"]["instId"]
+    update = next(
+        json.loads(f)
+        for _, f in in_frames(WS_2022)
+        if f.startswith('{"arg":{"channel":"books"') and '"update"' in f[:80] and inst in f[:80]
+    )
+    dump = json.dumps
+
+    def edit(msg: dict[str, Any], **data: Any) -> str:
+        m = json.loads(dump(msg))
+        m["data"][0].update(data)
+        return dump(m, separators=(",", ":"))
+
+    compact = {k: dump(v, separators=(",", ":")) for k, v in (("t", ticker), ("r", trade))}
+    s, u = dump(snap, separators=(",", ":")), dump(update, separators=(",", ":"))
+    spot_ticker = dict(ticker, data=[dict(ticker["data"][0], instType="SPOT")])
+    no_type = dict(ticker, data=[{k: v for k, v in ticker["data"][0].items() if k != "instType"}])
+    level = update["data"][0]["bids"] or update["data"][0]["asks"]
+    side = "bids" if update["data"][0]["bids"] else "asks"
+    two = [lv[:2] for lv in level]
+    return [
+        ("ticker", [compact["t"]]),
+        ("ticker, spaces", [dump(ticker, indent=2)]),
+        ("ticker, spot", [dump(spot_ticker)]),
+        ("ticker, no instType", [dump(no_type)]),
+        ("ticker, absent values", [edit(ticker, bidPx="", bidSz="", volCcy24h="")]),
+        ("ticker, ts number", [edit(ticker, ts=int(ticker["data"][0]["ts"]))]),
+        ("ticker, exponent", [edit(ticker, last="3.02188E+4", lastSz="1e-8")]),
+        ("ticker, NaN", [edit(ticker, last="NaN")]),
+        ("ticker, Infinity volume", [edit(ticker, vol24h="Infinity")]),
+        ("ticker, padded", [edit(ticker, last=" 30218.8")]),
+        ("ticker, null", [edit(ticker, last=None)]),
+        ("ticker, no ts", [compact["t"].replace('"ts"', '"tz"')]),
+        ("ticker, escaped", [compact["t"].replace("BTC-USD", "BTC\\u002dUSD")]),
+        ("ticker, nested unknown", [edit(ticker, x={"y": [1, 2.5, {"z": None, "w": True}]})]),
+        ("ticker, two objects", [dump(dict(ticker, data=ticker["data"] * 2))]),
+        ("ticker, data first", [dump({"data": ticker["data"], "arg": ticker["arg"]})]),
+        ("ticker, bad instId", [edit(ticker, instId="BTCUSD")]),
+        ("ticker, trailing", [compact["t"] + "x"]),
+        ("ticker, truncated", [compact["t"][:-3]]),
+        ("trade", [compact["r"]]),
+        ("trade, seqId", [edit(trade, seqId=123)]),
+        ("trade, seqId text", [edit(trade, seqId="123")]),
+        ("trade, count", [edit(trade, count="3")]),
+        ("trade, side", [edit(trade, side="BUY")]),
+        ("trade, empty price", [edit(trade, px="")]),
+        ("trade, no size", [compact["r"].replace('"sz"', '"sx"')]),
+        ("trade, non-ASCII id", [edit(trade, tradeId="7849é")]),
+        (
+            "trade, non-ASCII id, UTF-8",
+            [dump(dict(trade, data=[dict(trade["data"][0], tradeId="7849é")]), ensure_ascii=False)],
+        ),
+        ("trade, two objects", [dump(dict(trade, data=trade["data"] * 2))]),
+        ("trade, empty data", [dump(dict(trade, data=[]))]),
+        ("candles", [dump({"arg": {"channel": "candle1m", "instId": "BTC-USDT"}, "data": []})]),
+        ("event", ['{"event":"subscribe","arg":{"channel":"trades","instId":"BTC-USDT"}}']),
+        ("pong", ["pong"]),
+        ("not JSON", ["{"]),
+        ("unknown channel", [dump({"arg": {"channel": "nope"}, "data": []})]),
+        ("book", [s, u]),
+        ("book, spaces", [dump(snap, indent=1), dump(update, indent=1)]),
+        ("book, two-string levels", [s, edit(update, **{side: two})]),
+        ("book, five-string levels", [s, edit(update, **{side: [[*lv, "x"] for lv in level]})]),
+        ("book, one-string level", [s, edit(update, **{side: [level[0][:1]]})]),
+        ("book, number in level", [s, edit(update, **{side: [[1, *level[0][1:]]]})]),
+        ("book, bad checksum", [s, edit(update, checksum=12345)]),
+        ("book, null checksum", [s, edit(update, checksum=None)]),
+        (
+            "book, sequence ids",
+            [edit(snap, seqId=5, prevSeqId=-1), edit(update, seqId=6, prevSeqId=5)],
+        ),
+        (
+            "book, broken sequence",
+            [edit(snap, seqId=5, prevSeqId=-1), edit(update, seqId=7, prevSeqId=6)],
+        ),
+        ("book, unknown action", [s, u.replace('"update"', '"partial"')]),
+        ("book, no action", [s, u.replace('"action":"update",', "")]),
+        (
+            "book, instId in data",
+            [
+                s,
+                dump(
+                    dict(
+                        update,
+                        arg={"channel": "books"},
+                        data=[dict(update["data"][0], instId=inst)],
+                    )
+                ),
+            ],
+        ),
+        ("book, no instId", [dump(dict(snap, arg={"channel": "books"}))]),
+        ("books5", [dump({"arg": {"channel": "books5", "instId": inst}, "data": snap["data"]})]),
+        (
+            "books5, null action",
+            [dump(dict(snap, arg={"channel": "books5", "instId": inst}, action=None))],
+        ),
+        (
+            "bbo-tbt",
+            [
+                dump(
+                    {
+                        "arg": {"channel": "bbo-tbt", "instId": inst},
+                        "data": [
+                            {
+                                "asks": snap["data"][0]["asks"][:1],
+                                "bids": snap["data"][0]["bids"][:1],
+                                "ts": "1652459225464",
+                            }
+                        ],
+                    }
+                )
+            ],
+        ),
+        ("book, ts text", [s, edit(update, ts="165245922546x")]),
+        ("book, huge ts", [s, edit(update, ts="99999999999999999")]),
+    ]
+
+
+@needs_c
+@pytest.mark.parametrize("frames", [f for _, f in _variants()], ids=[n for n, _ in _variants()])
+def test_c_fast_path_matches_the_python_path_on_unusual_frames(
+    frames: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Constructed variants of real frames (whitespace, escapes, absent or non-finite
+    values, other level lengths, sequence ids, errors): the same events or the same
+    exception from both paths, frame by frame."""
+    fast, slow = _pair(monkeypatch)
+    for frame in frames:
+        assert _outcome(fast, frame) == _outcome(slow, frame)
 
 
 @pytest.mark.parametrize("engine", ["c", "python"])

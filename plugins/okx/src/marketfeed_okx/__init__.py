@@ -12,7 +12,7 @@ from ._books import BOOK_CHANNELS, book_checksum, book_checksum_columns, book_ch
 from ._checksum import CHECKSUM_DEPTH, checksum_text, okx_checksum
 from ._config import OkxConfig, OkxCredentials
 from ._login import login, login_frame, sign
-from ._normalise import OkxNormaliser, candle_from_row, candles_from_rows
+from ._normalise import SPEEDUPS, OkxNormaliser, candle_from_row, candles_from_rows
 from ._rest import OkxRest, datetime_to_ms
 from ._symbols import (
     InstrumentId,
@@ -36,6 +36,7 @@ __all__ = [
     "OkxCredentials",
     "OkxNormaliser",
     "OkxRest",
+    "SPEEDUPS",
     "bar_duration",
     "book_checksum",
     "book_checksum_columns",

@@ -21,7 +21,7 @@ between top snapshots of one book).
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 from zlib import crc32
 
@@ -242,37 +242,100 @@ class OkxBooks:
             raise ValueError(f"OKX book action {action!r} is neither snapshot nor update")
         out: list[Event] = []
         for d in push.data:
-            inst_id = push.arg.instId or d.instId
-            if not inst_id:
-                raise ValueError("OKX book push without instId")
-            symbol = self._symbols.get(inst_id)
-            if symbol is None:
-                symbol = self._symbols[inst_id] = normalise_symbol(inst_id)
-            event_time = ms_to_datetime(d.ts)
-            checksum = d.checksum if incremental else None  # books5/bbo-tbt carry none
-            if checksum == 0 and d.seqId is not None:
-                checksum = None  # deprecated field, always 0 since 2026-06-23
-            if incremental and action == "update":
-                out += engine.delta(
-                    inst_id,
-                    symbol,
-                    d.bids,
-                    d.asks,
-                    event_time=event_time,
-                    receive_time=receive_time,
-                    sequence=d.seqId,
-                    prev_sequence=d.prevSeqId,
-                    checksum=checksum,
-                )
-            else:
-                out += engine.snapshot(
-                    inst_id,
-                    symbol,
-                    d.bids,
-                    d.asks,
-                    event_time=event_time,
-                    receive_time=receive_time,
-                    sequence=d.seqId,
-                    checksum=checksum,
-                )
+            out += self._apply(
+                engine,
+                incremental and action == "update",
+                incremental,
+                push.arg.instId or d.instId,
+                ms_to_datetime(d.ts),
+                d.bids,
+                d.asks,
+                d.checksum,
+                d.seqId,
+                d.prevSeqId,
+                receive_time,
+            )
         return out
+
+    def on_parsed(
+        self,
+        channel: str,
+        arg_inst_id: str,
+        action: str,
+        items: list[tuple[Any, ...]],
+        receive_time: _dt.datetime,
+    ) -> list[Event]:
+        """:meth:`on_push` for a push read by the C fast path (``marketfeed_okx._cokx``):
+        ``items`` are ``(event_time, bids, asks, checksum, seq_id, prev_seq_id, inst_id)``
+        per data object, levels ``(price, size)`` strings.
+
+        Raises:
+            ValueError: as :meth:`on_push`.
+        """
+        engine = self._engines.get(channel) or self.engine(channel)
+        incremental = channel in INCREMENTAL_BOOK_CHANNELS
+        if incremental and action != "snapshot" and action != "update":
+            raise ValueError(f"OKX book action {action!r} is neither snapshot nor update")
+        update = incremental and action == "update"
+        out: list[Event] = []
+        for event_time, bids, asks, checksum, seq_id, prev_seq_id, inst_id in items:
+            out += self._apply(
+                engine,
+                update,
+                incremental,
+                arg_inst_id or inst_id,
+                event_time,
+                bids,
+                asks,
+                checksum,
+                seq_id,
+                prev_seq_id,
+                receive_time,
+            )
+        return out
+
+    def _apply(
+        self,
+        engine: BookEngine,
+        update: bool,
+        incremental: bool,
+        inst_id: str,
+        event_time: _dt.datetime,
+        bids: Sequence[Sequence[str]],
+        asks: Sequence[Sequence[str]],
+        checksum: int | None,
+        seq_id: int | None,
+        prev_seq_id: int | None,
+        receive_time: _dt.datetime,
+    ) -> list[Event]:
+        if not inst_id:
+            raise ValueError("OKX book push without instId")
+        symbol = self._symbols.get(inst_id)
+        if symbol is None:
+            symbol = self._symbols[inst_id] = normalise_symbol(inst_id)
+        if not incremental:
+            checksum = None  # books5/bbo-tbt carry none
+        elif checksum == 0 and seq_id is not None:
+            checksum = None  # deprecated field, always 0 since 2026-06-23
+        if update:
+            return engine.delta(
+                inst_id,
+                symbol,
+                bids,
+                asks,
+                event_time=event_time,
+                receive_time=receive_time,
+                sequence=seq_id,
+                prev_sequence=prev_seq_id,
+                checksum=checksum,
+            )
+        return engine.snapshot(
+            inst_id,
+            symbol,
+            bids,
+            asks,
+            event_time=event_time,
+            receive_time=receive_time,
+            sequence=seq_id,
+            checksum=checksum,
+        )

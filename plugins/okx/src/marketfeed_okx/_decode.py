@@ -21,6 +21,7 @@ from typing import Literal
 import msgspec
 
 __all__ = [
+    "CACHE_MAX",
     "Arg",
     "BookData",
     "BookPush",
@@ -169,7 +170,7 @@ loose_book_decoder = msgspec.json.Decoder(LooseBookPush, strict=False)
 event_decoder = msgspec.json.Decoder(EventFrame, strict=False)
 envelope_decoder = msgspec.json.Decoder(Envelope)
 
-_CACHE_MAX = 200_000
+_CACHE_MAX = CACHE_MAX = 200_000
 _cache: dict[str, Decimal] = {}
 decimal_cache = _cache
 """Text -> Decimal cache shared by the hot paths (``decimal_cache.get(text)`` is a hit or

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from decimal import Decimal
+from types import ModuleType
+from typing import Any, Final
 
 import msgspec
 from marketfeed import Candle, Event, Subscription, SubscriptionStatus, Ticker, Trade
@@ -19,6 +22,7 @@ from msgspec.structs import force_setattr
 
 from ._books import BOOK_CHANNELS, OkxBooks
 from ._decode import (
+    CACHE_MAX,
     Arg,
     BookPush,
     EventFrame,
@@ -41,7 +45,22 @@ from ._decode import (
 from ._symbols import normalise_symbol
 from ._timeframes import BARS, normalise_timeframe
 
-__all__ = ["OkxNormaliser", "candle_from_row", "candles_from_rows"]
+__all__ = ["SPEEDUPS", "OkxNormaliser", "candle_from_row", "candles_from_rows"]
+
+_cokx: ModuleType | None
+"""The C fast path (``marketfeed_okx._cokx``, built by ``pip install`` when a C compiler is
+present) or ``None``. Read when a normaliser is created, so tests can switch it off."""
+if os.environ.get("MARKETFEED_PURE_PYTHON", "") not in ("", "0"):
+    _cokx = None
+else:
+    try:
+        from . import _cokx
+    except ImportError:  # built without a C compiler: the pure-Python path
+        _cokx = None
+
+SPEEDUPS: Final = _cokx is not None
+"""Whether the C fast path was loaded at import (``False`` without a compiled
+``marketfeed_okx._cokx`` or with the environment variable ``MARKETFEED_PURE_PYTHON=1``)."""
 
 _PREFIX = '{"arg":{"channel":"'
 _PREFIX_LEN = len(_PREFIX)
@@ -182,6 +201,19 @@ class OkxNormaliser:
         for bar in BARS:
             handlers[f"candle{bar}"] = self._candles
         self._handlers = handlers
+        self._fast: Callable[[str, _dt.datetime], Any] | None = None
+        if _cokx is not None:
+            self._fast = _cokx.Fast(
+                venue,
+                Ticker,
+                Trade,
+                decimal_cache,
+                CACHE_MAX,
+                self._symbols,
+                self._symbol,
+                Decimal,
+                frozenset(BOOK_CHANNELS),
+            )
         self._dispatch = self._make_dispatch()
 
     # ------------------------------------------------------------------ helpers
@@ -209,10 +241,21 @@ class OkxNormaliser:
         slow = self._slow
         prefix = _PREFIX
         start = _PREFIX_LEN
+        fast = self._fast
+        on_parsed = self._books.on_parsed
 
         def dispatch(frame: str | bytes, receive_time: _dt.datetime) -> Sequence[Event]:
             if not isinstance(frame, str):
                 frame = bytes(frame).decode("utf-8")
+            if fast is not None:
+                # The C fast path: events of a tickers/trades push, a parsed book push, or
+                # None when it leaves the frame to the Python path below.
+                out = fast(frame, receive_time)
+                if out is not None:
+                    if out.__class__ is list:
+                        return out
+                    channel, inst_id, action, items = out
+                    return on_parsed(channel, inst_id, action, items, receive_time)
             if frame.startswith(prefix):
                 handler = get_handler(frame[start : frame.find('"', start)])
                 if handler is not None:

@@ -1,0 +1,1058 @@
+/* Optional C fast path of the OKX normaliser (marketfeed_okx._cokx).
+ *
+ * Fast(...)(frame, receive_time) reads one OKX push frame of the usual compact shape
+ * ({"arg":{"channel":...,"instId":...},"action"?:...,"data":[...]}) and returns:
+ *
+ *   - a list of Ticker / Trade events for "tickers" / "trades" pushes (built exactly as
+ *     the Python handlers in _normalise.py build them: exact Decimals through the shared
+ *     decimal cache, UTC event times, the same keyword arguments);
+ *   - for book pushes, a tuple (channel, arg_inst_id, action, items) with items a list of
+ *     (event_time, bids, asks, checksum, seq_id, prev_seq_id, inst_id) and levels as
+ *     (price, size) string tuples, which OkxBooks.on_parsed feeds to the book engine;
+ *   - None for anything else or anything unusual (escapes in strings, a missing or
+ *     mistyped field, a number that is not a plain decimal, an unknown channel, any
+ *     error): the Python path then handles the frame and raises its own errors. This
+ *     code never raises for frame content and has no side effect the Python path would
+ *     not have (cache entries, symbols), so falling back is always safe.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <datetime.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ parser */
+
+typedef struct {
+    const char *p;
+    const char *end;
+} Cur;
+
+static inline void
+ws(Cur *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t')) {
+        c->p++;
+    }
+}
+
+static inline int
+expect(Cur *c, char ch)
+{
+    ws(c);
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* A string without escapes: sets *s, *n (content) and moves past the closing quote. */
+static inline int
+str_raw(Cur *c, const char **s, Py_ssize_t *n)
+{
+    ws(c);
+    if (c->p >= c->end || *c->p != '"') {
+        return 0;
+    }
+    const char *start = ++c->p;
+    const char *q = memchr(start, '"', c->end - start);
+    if (q == NULL) {
+        return 0;
+    }
+    if (memchr(start, '\\', q - start) != NULL) {
+        return 0; /* escapes: left to the Python path */
+    }
+    *s = start;
+    *n = q - start;
+    c->p = q + 1;
+    return 1;
+}
+
+static int skip_value(Cur *c, int depth);
+
+static int
+skip_value(Cur *c, int depth)
+{
+    const char *s;
+    Py_ssize_t n;
+    ws(c);
+    if (c->p >= c->end || depth > 32) {
+        return 0;
+    }
+    char ch = *c->p;
+    if (ch == '"') {
+        return str_raw(c, &s, &n);
+    }
+    if (ch == '{' || ch == '[') {
+        char close = ch == '{' ? '}' : ']';
+        c->p++;
+        if (expect(c, close)) {
+            return 1;
+        }
+        for (;;) {
+            if (ch == '{') {
+                if (!str_raw(c, &s, &n) || !expect(c, ':')) {
+                    return 0;
+                }
+            }
+            if (!skip_value(c, depth + 1)) {
+                return 0;
+            }
+            if (expect(c, ',')) {
+                continue;
+            }
+            return expect(c, close);
+        }
+    }
+    /* number, true, false, null */
+    const char *start = c->p;
+    while (c->p < c->end && (strchr("0123456789+-.eEtruefalsn", *c->p) != NULL) && *c->p) {
+        c->p++;
+    }
+    return c->p > start;
+}
+
+/* A JSON integer (optionally negative): 1 on success. */
+static inline int
+int_value(Cur *c, long long *out)
+{
+    ws(c);
+    const char *p = c->p;
+    int neg = 0;
+    if (p < c->end && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    const char *digits = p;
+    unsigned long long v = 0;
+    while (p < c->end && *p >= '0' && *p <= '9') {
+        if (p - digits >= 18) {
+            return 0;
+        }
+        v = v * 10 + (unsigned long long)(*p - '0');
+        p++;
+    }
+    if (p == digits || (p < c->end && (*p == '.' || *p == 'e' || *p == 'E'))) {
+        return 0;
+    }
+    c->p = p;
+    *out = neg ? -(long long)v : (long long)v;
+    return 1;
+}
+
+/* An integer given as a JSON number or as a string of digits (OKX "ts"): 1 on success. */
+static inline int
+int_or_digits(Cur *c, long long *out)
+{
+    ws(c);
+    if (c->p < c->end && *c->p == '"') {
+        const char *s;
+        Py_ssize_t n;
+        if (!str_raw(c, &s, &n) || n == 0 || n > 18) {
+            return 0;
+        }
+        long long v = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (s[i] < '0' || s[i] > '9') {
+                return 0;
+            }
+            v = v * 10 + (s[i] - '0');
+        }
+        *out = v;
+        return 1;
+    }
+    return int_value(c, out);
+}
+
+/* An optional integer: a JSON integer (*present = 1) or null (*present = 0). */
+static inline int
+opt_int(Cur *c, long long *out, int *present)
+{
+    ws(c);
+    if (c->end - c->p >= 4 && memcmp(c->p, "null", 4) == 0) {
+        c->p += 4;
+        *present = 0;
+        return 1;
+    }
+    *present = 1;
+    return int_value(c, out);
+}
+
+static inline int
+key_is(const char *s, Py_ssize_t n, const char *lit)
+{
+    return (Py_ssize_t)strlen(lit) == n && memcmp(s, lit, n) == 0;
+}
+
+/* ------------------------------------------------------------------ the Fast type */
+
+enum { T_LAST, T_LASTSZ, T_BIDPX, T_BIDSZ, T_ASKPX, T_ASKSZ, T_OPEN, T_HIGH, T_LOW, T_VOL,
+       T_VOLCCY, T_NFIELDS };
+static const char *const TICKER_KEYS[T_NFIELDS] = {
+    "last", "lastSz", "bidPx", "bidSz", "askPx", "askSz", "open24h", "high24h", "low24h",
+    "vol24h", "volCcy24h"};
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *venue;
+    PyObject *ticker;   /* the Ticker type */
+    PyObject *trade;    /* the Trade type */
+    PyObject *cache;    /* dict: text -> Decimal (the plugin's decimal cache) */
+    Py_ssize_t capacity;
+    PyObject *symbols;  /* dict: instId -> symbol */
+    PyObject *symbol_fn; /* instId -> symbol (stores it in symbols), may raise */
+    PyObject *decimal;  /* decimal.Decimal */
+    PyObject *book_channels; /* frozenset of book channel names */
+    PyObject *ticker_kw; /* kwnames tuple */
+    PyObject *trade_kw;
+    PyObject *s_buy, *s_sell, *s_snapshot;
+    long long last_ms;
+    PyObject *last_dt;
+} Fast;
+
+static void
+Fast_dealloc(Fast *self)
+{
+    Py_XDECREF(self->venue);
+    Py_XDECREF(self->ticker);
+    Py_XDECREF(self->trade);
+    Py_XDECREF(self->cache);
+    Py_XDECREF(self->symbols);
+    Py_XDECREF(self->symbol_fn);
+    Py_XDECREF(self->decimal);
+    Py_XDECREF(self->book_channels);
+    Py_XDECREF(self->ticker_kw);
+    Py_XDECREF(self->trade_kw);
+    Py_XDECREF(self->s_buy);
+    Py_XDECREF(self->s_sell);
+    Py_XDECREF(self->s_snapshot);
+    Py_XDECREF(self->last_dt);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+kwnames(const char *const *names, Py_ssize_t n)
+{
+    PyObject *t = PyTuple_New(n);
+    if (t == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *s = PyUnicode_InternFromString(names[i]);
+        if (s == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, s);
+    }
+    return t;
+}
+
+static const char *const TICKER_KW[] = {
+    "venue", "symbol", "native_symbol", "event_time", "receive_time", "last", "last_size",
+    "bid", "bid_size", "ask", "ask_size", "open_24h", "high_24h", "low_24h", "volume_24h",
+    "quote_volume_24h"};
+static const char *const TRADE_KW[] = {
+    "venue", "symbol", "native_symbol", "event_time", "receive_time", "trade_id", "price",
+    "size", "side", "sequence"};
+
+static PyObject *Fast_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
+                                 PyObject *kwnames_);
+
+static PyObject *
+Fast_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *venue, *ticker, *trade, *cache, *symbols, *symbol_fn, *decimal, *books;
+    Py_ssize_t capacity;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_SetString(PyExc_TypeError, "Fast() takes positional arguments only");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "UOOO!nO!OOO!:Fast", &venue, &ticker, &trade, &PyDict_Type,
+                          &cache, &capacity, &PyDict_Type, &symbols, &symbol_fn, &decimal,
+                          &PyFrozenSet_Type, &books)) {
+        return NULL;
+    }
+    Fast *self = (Fast *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    Py_INCREF(venue);
+    self->venue = venue;
+    Py_INCREF(ticker);
+    self->ticker = ticker;
+    Py_INCREF(trade);
+    self->trade = trade;
+    Py_INCREF(cache);
+    self->cache = cache;
+    self->capacity = capacity;
+    Py_INCREF(symbols);
+    self->symbols = symbols;
+    Py_INCREF(symbol_fn);
+    self->symbol_fn = symbol_fn;
+    Py_INCREF(decimal);
+    self->decimal = decimal;
+    Py_INCREF(books);
+    self->book_channels = books;
+    self->ticker_kw = kwnames(TICKER_KW, 16);
+    self->trade_kw = kwnames(TRADE_KW, 10);
+    self->s_buy = PyUnicode_InternFromString("buy");
+    self->s_sell = PyUnicode_InternFromString("sell");
+    self->s_snapshot = PyUnicode_InternFromString("snapshot");
+    self->last_ms = -1;
+    self->last_dt = NULL;
+    self->vectorcall = Fast_vectorcall;
+    if (self->ticker_kw == NULL || self->trade_kw == NULL || self->s_buy == NULL ||
+        self->s_sell == NULL || self->s_snapshot == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+/* A str of UTF-8 text: ASCII (the usual case) copied straight in, one character from
+ * CPython's shared single-character strings, anything else decoded. */
+static inline PyObject *
+text(const char *s, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] >= 0x80) {
+            return PyUnicode_DecodeUTF8(s, n, NULL);
+        }
+    }
+    if (n == 1) {
+        return PyUnicode_FromOrdinal((unsigned char)s[0]);
+    }
+    PyObject *u = PyUnicode_New(n, 127);
+    if (u != NULL) {
+        memcpy(PyUnicode_1BYTE_DATA(u), s, n);
+    }
+    return u;
+}
+
+/* Plain decimal text: digits, '.', sign, exponent only (never NaN/Infinity, no spaces). */
+static inline int
+plain_number(const char *s, Py_ssize_t n)
+{
+    if (n == 0) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '+' || ch == 'e' ||
+              ch == 'E')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Decimal of a plain number, through the cache when `cached` (misses stored, the cache
+ * cleared at capacity, as _decode.cache_miss). New reference, or NULL (error set or not:
+ * the caller falls back either way). */
+static PyObject *
+to_decimal(Fast *self, const char *s, Py_ssize_t n, int cached)
+{
+    if (!plain_number(s, n)) {
+        return NULL;
+    }
+    PyObject *t = text(s, n);
+    if (t == NULL) {
+        return NULL;
+    }
+    if (cached) {
+        PyObject *hit = PyDict_GetItemWithError(self->cache, t);
+        if (hit != NULL) {
+            Py_DECREF(t);
+            Py_INCREF(hit);
+            return hit;
+        }
+        if (PyErr_Occurred()) {
+            Py_DECREF(t);
+            return NULL;
+        }
+    }
+    PyObject *d = PyObject_CallOneArg(self->decimal, t);
+    if (d != NULL && cached) {
+        if (PyDict_GET_SIZE(self->cache) >= self->capacity) {
+            PyDict_Clear(self->cache);
+        }
+        if (PyDict_SetItem(self->cache, t, d) < 0) {
+            Py_CLEAR(d);
+        }
+    }
+    Py_DECREF(t);
+    return d;
+}
+
+/* UTC datetime of epoch milliseconds (equal to datetime.fromtimestamp(ms / 1000, UTC)). */
+static PyObject *
+ms_datetime(long long ms)
+{
+    if (ms < 0 || ms > 253402300799999LL) {
+        return NULL;
+    }
+    long long days = ms / 86400000LL;
+    long long rem = ms % 86400000LL;
+    /* civil_from_days (H. Hinnant) */
+    long long z = days + 719468;
+    long long era = z / 146097;
+    long long doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long y = yoe + era * 400;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    long long mp = (5 * doy + 2) / 153;
+    long long d = doy - (153 * mp + 2) / 5 + 1;
+    long long m = mp < 10 ? mp + 3 : mp - 9;
+    if (m <= 2) {
+        y += 1;
+    }
+    int hour = (int)(rem / 3600000LL);
+    int minute = (int)(rem / 60000LL % 60);
+    int second = (int)(rem / 1000LL % 60);
+    int usec = (int)(rem % 1000LL) * 1000;
+    return PyDateTimeAPI->DateTime_FromDateAndTime((int)y, (int)m, (int)d, hour, minute, second,
+                                                   usec, PyDateTime_TimeZone_UTC,
+                                                   PyDateTimeAPI->DateTimeType);
+}
+
+static PyObject *
+event_time(Fast *self, long long ms)
+{
+    if (ms != self->last_ms || self->last_dt == NULL) {
+        PyObject *dt = ms_datetime(ms);
+        if (dt == NULL) {
+            return NULL;
+        }
+        Py_XSETREF(self->last_dt, dt);
+        self->last_ms = ms;
+    }
+    Py_INCREF(self->last_dt);
+    return self->last_dt;
+}
+
+static PyObject *
+symbol_of(Fast *self, PyObject *inst)
+{
+    PyObject *sym = PyDict_GetItemWithError(self->symbols, inst);
+    if (sym != NULL) {
+        if (PyObject_IsTrue(sym) == 1) {
+            Py_INCREF(sym);
+            return sym;
+        }
+    }
+    else if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyObject_CallOneArg(self->symbol_fn, inst);
+}
+
+/* instId contains exactly one '-' (a spot pair). */
+static inline int
+one_dash(const char *s, Py_ssize_t n)
+{
+    int k = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        k += s[i] == '-';
+    }
+    return k == 1;
+}
+
+/* One "tickers" data object -> a Ticker (new reference) or NULL. */
+static PyObject *
+ticker_item(Fast *self, Cur *c, PyObject *receive_time)
+{
+    const char *fs[T_NFIELDS];
+    Py_ssize_t fn[T_NFIELDS];
+    const char *inst = NULL, *itype = "";
+    Py_ssize_t inst_n = 0, itype_n = 0;
+    long long ts = 0;
+    int have_ts = 0;
+    for (int i = 0; i < T_NFIELDS; i++) {
+        fs[i] = "";
+        fn[i] = 0;
+    }
+    if (!expect(c, '{')) {
+        return NULL;
+    }
+    if (!expect(c, '}')) {
+        for (;;) {
+            const char *k;
+            Py_ssize_t kn;
+            if (!str_raw(c, &k, &kn) || !expect(c, ':')) {
+                return NULL;
+            }
+            int done = 0;
+            if (key_is(k, kn, "instId")) {
+                if (!str_raw(c, &inst, &inst_n)) {
+                    return NULL;
+                }
+                done = 1;
+            }
+            else if (key_is(k, kn, "instType")) {
+                if (!str_raw(c, &itype, &itype_n)) {
+                    return NULL;
+                }
+                done = 1;
+            }
+            else if (key_is(k, kn, "ts")) {
+                if (!int_or_digits(c, &ts)) {
+                    return NULL;
+                }
+                have_ts = done = 1;
+            }
+            else {
+                for (int i = 0; i < T_NFIELDS; i++) {
+                    if (key_is(k, kn, TICKER_KEYS[i])) {
+                        if (!str_raw(c, &fs[i], &fn[i])) {
+                            return NULL;
+                        }
+                        done = 1;
+                        break;
+                    }
+                }
+            }
+            if (!done && !skip_value(c, 0)) {
+                return NULL;
+            }
+            if (expect(c, ',')) {
+                continue;
+            }
+            if (!expect(c, '}')) {
+                return NULL;
+            }
+            break;
+        }
+    }
+    if (inst == NULL || !have_ts) {
+        return NULL;
+    }
+    PyObject *args[16] = {NULL};
+    PyObject *result = NULL;
+    args[0] = self->venue;
+    Py_INCREF(args[0]);
+    args[2] = text(inst, inst_n);
+    if (args[2] == NULL || (args[1] = symbol_of(self, args[2])) == NULL ||
+        (args[3] = event_time(self, ts)) == NULL) {
+        goto done;
+    }
+    args[4] = receive_time;
+    Py_INCREF(receive_time);
+    /* last, lastSz, bidPx, bidSz, askPx, askSz, open, high, low: cached; volumes fresh */
+    for (int i = 0; i < T_VOL; i++) {
+        if (fn[i] == 0) {
+            args[5 + i] = Py_None;
+            Py_INCREF(Py_None);
+        }
+        else if ((args[5 + i] = to_decimal(self, fs[i], fn[i], 1)) == NULL) {
+            goto done;
+        }
+    }
+    if (fn[T_VOL] == 0) {
+        args[14] = Py_None;
+        Py_INCREF(Py_None);
+    }
+    else if ((args[14] = to_decimal(self, fs[T_VOL], fn[T_VOL], 0)) == NULL) {
+        goto done;
+    }
+    int spot = (itype_n == 4 && memcmp(itype, "SPOT", 4) == 0) ||
+               (itype_n == 6 && memcmp(itype, "MARGIN", 6) == 0) ||
+               (itype_n == 0 && one_dash(inst, inst_n));
+    if (!spot || fn[T_VOLCCY] == 0) {
+        args[15] = Py_None;
+        Py_INCREF(Py_None);
+    }
+    else if ((args[15] = to_decimal(self, fs[T_VOLCCY], fn[T_VOLCCY], 0)) == NULL) {
+        goto done;
+    }
+    result = PyObject_Vectorcall(self->ticker, args, 0, self->ticker_kw);
+done:
+    for (int i = 0; i < 16; i++) {
+        Py_XDECREF(args[i]);
+    }
+    return result;
+}
+
+/* One "trades" data object -> a Trade (new reference) or NULL. */
+static PyObject *
+trade_item(Fast *self, Cur *c, PyObject *receive_time)
+{
+    const char *inst = NULL, *tid = NULL, *px = NULL, *sz = NULL, *side = NULL;
+    Py_ssize_t inst_n = 0, tid_n = 0, px_n = 0, sz_n = 0, side_n = 0;
+    long long ts = 0, seq = 0;
+    int have_ts = 0, have_seq = 0;
+    if (!expect(c, '{')) {
+        return NULL;
+    }
+    if (!expect(c, '}')) {
+        for (;;) {
+            const char *k;
+            Py_ssize_t kn;
+            if (!str_raw(c, &k, &kn) || !expect(c, ':')) {
+                return NULL;
+            }
+            int ok;
+            if (key_is(k, kn, "instId")) {
+                ok = str_raw(c, &inst, &inst_n);
+            }
+            else if (key_is(k, kn, "tradeId")) {
+                ok = str_raw(c, &tid, &tid_n);
+            }
+            else if (key_is(k, kn, "px")) {
+                ok = str_raw(c, &px, &px_n);
+            }
+            else if (key_is(k, kn, "sz")) {
+                ok = str_raw(c, &sz, &sz_n);
+            }
+            else if (key_is(k, kn, "side")) {
+                ok = str_raw(c, &side, &side_n);
+            }
+            else if (key_is(k, kn, "ts")) {
+                ok = have_ts = int_or_digits(c, &ts);
+            }
+            else if (key_is(k, kn, "seqId")) {
+                ok = opt_int(c, &seq, &have_seq);
+            }
+            else {
+                ok = skip_value(c, 0);
+            }
+            if (!ok) {
+                return NULL;
+            }
+            if (expect(c, ',')) {
+                continue;
+            }
+            if (!expect(c, '}')) {
+                return NULL;
+            }
+            break;
+        }
+    }
+    if (inst == NULL || tid == NULL || px == NULL || sz == NULL || side == NULL || !have_ts) {
+        return NULL;
+    }
+    PyObject *side_obj;
+    if (side_n == 3 && memcmp(side, "buy", 3) == 0) {
+        side_obj = self->s_buy;
+    }
+    else if (side_n == 4 && memcmp(side, "sell", 4) == 0) {
+        side_obj = self->s_sell;
+    }
+    else {
+        return NULL;
+    }
+    PyObject *args[10] = {NULL};
+    PyObject *result = NULL;
+    args[0] = self->venue;
+    Py_INCREF(args[0]);
+    args[2] = text(inst, inst_n);
+    if (args[2] == NULL || (args[1] = symbol_of(self, args[2])) == NULL ||
+        (args[3] = event_time(self, ts)) == NULL) {
+        goto done;
+    }
+    args[4] = receive_time;
+    Py_INCREF(receive_time);
+    if ((args[5] = text(tid, tid_n)) == NULL || (args[6] = to_decimal(self, px, px_n, 1)) == NULL ||
+        (args[7] = to_decimal(self, sz, sz_n, 1)) == NULL) {
+        goto done;
+    }
+    args[8] = side_obj;
+    Py_INCREF(side_obj);
+    if (have_seq) {
+        if ((args[9] = PyLong_FromLongLong(seq)) == NULL) {
+            goto done;
+        }
+    }
+    else {
+        args[9] = Py_None;
+        Py_INCREF(Py_None);
+    }
+    result = PyObject_Vectorcall(self->trade, args, 0, self->trade_kw);
+done:
+    for (int i = 0; i < 10; i++) {
+        Py_XDECREF(args[i]);
+    }
+    return result;
+}
+
+/* [[px, sz, ...strings], ...] -> list of (px, sz) tuples (new reference) or NULL. */
+static PyObject *
+levels(Cur *c)
+{
+    if (!expect(c, '[')) {
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        return NULL;
+    }
+    if (expect(c, ']')) {
+        return out;
+    }
+    for (;;) {
+        const char *s[2];
+        Py_ssize_t n[2];
+        if (!expect(c, '[') || !str_raw(c, &s[0], &n[0]) || !expect(c, ',') ||
+            !str_raw(c, &s[1], &n[1])) {
+            goto fail;
+        }
+        while (expect(c, ',')) { /* OKX's "0" and order count: strings, not kept */
+            const char *x;
+            Py_ssize_t xn;
+            if (!str_raw(c, &x, &xn)) {
+                goto fail;
+            }
+        }
+        if (!expect(c, ']')) {
+            goto fail;
+        }
+        PyObject *px = text(s[0], n[0]);
+        PyObject *sz = px == NULL ? NULL : text(s[1], n[1]);
+        if (sz == NULL) {
+            Py_XDECREF(px);
+            goto fail;
+        }
+        PyObject *lv = PyTuple_New(2);
+        if (lv == NULL) {
+            Py_DECREF(px);
+            Py_DECREF(sz);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(lv, 0, px);
+        PyTuple_SET_ITEM(lv, 1, sz);
+        int r = PyList_Append(out, lv);
+        Py_DECREF(lv);
+        if (r < 0) {
+            goto fail;
+        }
+        if (expect(c, ',')) {
+            continue;
+        }
+        if (expect(c, ']')) {
+            return out;
+        }
+        goto fail;
+    }
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+static PyObject *
+opt_long(int present, long long v)
+{
+    if (!present) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromLongLong(v);
+}
+
+/* One book data object -> (event_time, bids, asks, checksum, seqId, prevSeqId, instId) or
+ * NULL. */
+static PyObject *
+book_item(Cur *c)
+{
+    PyObject *bids = NULL, *asks = NULL, *result = NULL;
+    const char *inst = "";
+    Py_ssize_t inst_n = 0;
+    long long ts = 0, ck = 0, seq = 0, prev = 0;
+    int have_ts = 0, have_ck = 0, have_seq = 0, have_prev = 0;
+    if (!expect(c, '{')) {
+        return NULL;
+    }
+    if (!expect(c, '}')) {
+        for (;;) {
+            const char *k;
+            Py_ssize_t kn;
+            if (!str_raw(c, &k, &kn) || !expect(c, ':')) {
+                goto done;
+            }
+            int ok;
+            if (key_is(k, kn, "asks")) {
+                Py_XDECREF(asks);
+                ok = (asks = levels(c)) != NULL;
+            }
+            else if (key_is(k, kn, "bids")) {
+                Py_XDECREF(bids);
+                ok = (bids = levels(c)) != NULL;
+            }
+            else if (key_is(k, kn, "ts")) {
+                ok = have_ts = int_or_digits(c, &ts);
+            }
+            else if (key_is(k, kn, "checksum")) {
+                ok = opt_int(c, &ck, &have_ck);
+            }
+            else if (key_is(k, kn, "seqId")) {
+                ok = opt_int(c, &seq, &have_seq);
+            }
+            else if (key_is(k, kn, "prevSeqId")) {
+                ok = opt_int(c, &prev, &have_prev);
+            }
+            else if (key_is(k, kn, "instId")) {
+                ok = str_raw(c, &inst, &inst_n);
+            }
+            else {
+                ok = skip_value(c, 0);
+            }
+            if (!ok) {
+                goto done;
+            }
+            if (expect(c, ',')) {
+                continue;
+            }
+            if (!expect(c, '}')) {
+                goto done;
+            }
+            break;
+        }
+    }
+    if (!have_ts) {
+        goto done;
+    }
+    if (bids == NULL && (bids = PyList_New(0)) == NULL) {
+        goto done;
+    }
+    if (asks == NULL && (asks = PyList_New(0)) == NULL) {
+        goto done;
+    }
+    result = Py_BuildValue("(NOONNNN)", ms_datetime(ts), bids, asks, opt_long(have_ck, ck),
+                           opt_long(have_seq, seq), opt_long(have_prev, prev),
+                           text(inst, inst_n));
+done:
+    Py_XDECREF(bids);
+    Py_XDECREF(asks);
+    return result;
+}
+
+enum { CH_OTHER, CH_TICKERS, CH_TRADES, CH_BOOK };
+
+static PyObject *
+Fast_call(Fast *self, PyObject *const *args, size_t nargsf, PyObject *kwnames_)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 2 || kwnames_ != NULL) {
+        PyErr_SetString(PyExc_TypeError, "Fast(frame, receive_time) takes 2 arguments");
+        return NULL;
+    }
+    PyObject *frame = args[0], *receive_time = args[1];
+    if (!PyUnicode_CheckExact(frame)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t size;
+    const char *buf = PyUnicode_AsUTF8AndSize(frame, &size);
+    if (buf == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    Cur cur = {buf, buf + size};
+    Cur *c = &cur;
+    PyObject *out = NULL, *channel = NULL, *arg_inst = NULL, *action = NULL;
+    int kind = CH_OTHER;
+    int have_arg = 0;
+    const char *ch_s = NULL;
+    Py_ssize_t ch_n = 0;
+    if (!expect(c, '{')) {
+        goto fallback;
+    }
+    for (;;) {
+        const char *k;
+        Py_ssize_t kn;
+        if (!str_raw(c, &k, &kn) || !expect(c, ':')) {
+            goto fallback;
+        }
+        if (key_is(k, kn, "arg") && !have_arg) {
+            const char *inst_s = "";
+            Py_ssize_t inst_n = 0;
+            if (!expect(c, '{')) {
+                goto fallback;
+            }
+            for (;;) {
+                const char *ak;
+                Py_ssize_t akn;
+                if (!str_raw(c, &ak, &akn) || !expect(c, ':')) {
+                    goto fallback;
+                }
+                int ok;
+                if (key_is(ak, akn, "channel")) {
+                    ok = str_raw(c, &ch_s, &ch_n);
+                }
+                else if (key_is(ak, akn, "instId")) {
+                    ok = str_raw(c, &inst_s, &inst_n);
+                }
+                else {
+                    ok = skip_value(c, 0);
+                }
+                if (!ok) {
+                    goto fallback;
+                }
+                if (expect(c, ',')) {
+                    continue;
+                }
+                if (!expect(c, '}')) {
+                    goto fallback;
+                }
+                break;
+            }
+            if (ch_s == NULL) {
+                goto fallback;
+            }
+            have_arg = 1;
+            if (key_is(ch_s, ch_n, "tickers")) {
+                kind = CH_TICKERS;
+            }
+            else if (key_is(ch_s, ch_n, "trades")) {
+                kind = CH_TRADES;
+            }
+            else {
+                if ((channel = text(ch_s, ch_n)) == NULL) {
+                    goto fallback;
+                }
+                int r = PySet_Contains(self->book_channels, channel);
+                if (r != 1) {
+                    goto fallback;
+                }
+                kind = CH_BOOK;
+                if ((arg_inst = text(inst_s, inst_n)) == NULL) {
+                    goto fallback;
+                }
+            }
+        }
+        else if (key_is(k, kn, "action") && action == NULL) {
+            const char *as;
+            Py_ssize_t an;
+            if (!str_raw(c, &as, &an) || (action = text(as, an)) == NULL) {
+                goto fallback;
+            }
+        }
+        else if (key_is(k, kn, "data") && have_arg && out == NULL) {
+            if (!expect(c, '[') || (out = PyList_New(0)) == NULL) {
+                goto fallback;
+            }
+            if (!expect(c, ']')) {
+                for (;;) {
+                    PyObject *item;
+                    if (kind == CH_TICKERS) {
+                        item = ticker_item(self, c, receive_time);
+                    }
+                    else if (kind == CH_TRADES) {
+                        item = trade_item(self, c, receive_time);
+                    }
+                    else {
+                        item = book_item(c);
+                    }
+                    if (item == NULL) {
+                        goto fallback;
+                    }
+                    int r = PyList_Append(out, item);
+                    Py_DECREF(item);
+                    if (r < 0) {
+                        goto fallback;
+                    }
+                    if (expect(c, ',')) {
+                        continue;
+                    }
+                    if (!expect(c, ']')) {
+                        goto fallback;
+                    }
+                    break;
+                }
+            }
+        }
+        else if (key_is(k, kn, "event") || !skip_value(c, 0)) {
+            goto fallback;
+        }
+        if (expect(c, ',')) {
+            continue;
+        }
+        if (!expect(c, '}')) {
+            goto fallback;
+        }
+        break;
+    }
+    ws(c);
+    if (c->p != c->end || out == NULL) {
+        goto fallback;
+    }
+    if (kind == CH_BOOK) {
+        if (action == NULL) {
+            action = self->s_snapshot;
+            Py_INCREF(action);
+        }
+        PyObject *t = PyTuple_Pack(4, channel, arg_inst, action, out);
+        Py_DECREF(out);
+        out = t;
+    }
+    Py_XDECREF(channel);
+    Py_XDECREF(arg_inst);
+    Py_XDECREF(action);
+    if (out == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return out;
+fallback:
+    PyErr_Clear();
+    Py_XDECREF(out);
+    Py_XDECREF(channel);
+    Py_XDECREF(arg_inst);
+    Py_XDECREF(action);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Fast_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames_)
+{
+    return Fast_call((Fast *)self, args, nargsf, kwnames_);
+}
+
+PyDoc_STRVAR(Fast_doc,
+"Fast(venue, ticker_type, trade_type, decimal_cache, capacity, symbols, symbol_fn, decimal,\n"
+"     book_channels)\n\n"
+"Called as fast(frame, receive_time): a list of Ticker/Trade events for a tickers/trades\n"
+"push, (channel, arg_inst_id, action, items) for a book push (items: (event_time, bids,\n"
+"asks, checksum, seq_id, prev_seq_id, inst_id), levels (price, size) string tuples), or\n"
+"None: "
+"the Python path handles that frame.");
+
+static PyTypeObject FastType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "marketfeed_okx._cokx.Fast",
+    .tp_basicsize = sizeof(Fast),
+    .tp_dealloc = (destructor)Fast_dealloc,
+    .tp_vectorcall_offset = offsetof(Fast, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = Fast_doc,
+    .tp_new = Fast_new,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_cokx", "C fast path of the OKX normaliser (optional).", -1, NULL,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__cokx(void)
+{
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL) {
+        return NULL;
+    }
+    if (PyType_Ready(&FastType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&FastType);
+    if (PyModule_AddObject(m, "Fast", (PyObject *)&FastType) < 0) {
+        Py_DECREF(&FastType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
