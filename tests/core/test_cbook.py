@@ -527,3 +527,55 @@ def test_price_keys_are_float_of_the_price(digits: str, dot: int, neg: bool) -> 
     )
     want = -float(px) if neg else float(px)
     assert side.keys == [want] and side.index == {px: want}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    levels=st.one_of(
+        dirty_levels,
+        st.lists(good_level, max_size=30).map(sorted),
+        st.lists(good_level, max_size=30).map(lambda lv: sorted(lv, reverse=True)),
+    ),
+    neg=st.booleans(),
+)
+def test_load_equals_python(levels: Any, neg: bool) -> None:
+    """A snapshot side loads to the same lists, dict and mode (or the same exception) with
+    the C fast path (``load_side``, or its ``None`` for Python) as in pure Python."""
+    if neg and isinstance(levels, list) and all(isinstance(lv, tuple) for lv in levels):
+        levels = sorted(levels, key=lambda lv: Decimal(lv[0]), reverse=True)
+    c_side = _book._Side(neg)
+    py_side = _book._Side(neg)
+    saved = _book._c
+    _book._c = cbook
+    try:
+        got = outcome(c_side.load, levels)
+    finally:
+        _book._c = None
+        try:
+            want = outcome(py_side.load, levels)
+        finally:
+            _book._c = saved
+    assert got == want
+    assert state(c_side) == state(py_side)
+
+
+def test_load_side_takes_sorted_plain_levels_and_declines_the_rest() -> None:
+    got = cbook.load_side([["3", "1"], ["2.5", "0.1", "x"], ("1", "2")], True)
+    assert got == (
+        [-3.0, -2.5, -1.0],
+        ["3", "2.5", "1"],
+        ["1", "0.1", "2"],
+        {"3": -3.0, "2.5": -2.5, "1": -1.0},
+    )
+    assert cbook.load_side([], False) == ([], [], [], {})
+    for declined in (
+        [("1", "1"), ("1", "2")],  # repeated price
+        [("2", "1"), ("1", "1")],  # asks not ascending
+        [("1", "0")],  # zero size
+        [("1", "+1")],  # signed size
+        [("1e1", "1")],  # exponent
+        [(1, "1")],  # not a str
+        [("1",)],  # too short
+        iter([("1", "1")]),  # not a list or tuple
+    ):
+        assert cbook.load_side(declined, False) is None

@@ -277,8 +277,22 @@ class _Side:
 
     def load(self, levels: Sequence[RawLevel]) -> None:
         """Replace the side with snapshot levels (any order; zero sizes and repeats as in
-        a delta applied to an empty side)."""
+        a delta applied to an empty side).
+
+        With the C speedups, ``_cbook.load_side`` takes the common case (plain decimal
+        strings, sizes > 0, prices sorted best first) and returns ``None`` for any other,
+        which this method then loads as in pure Python.
+
+        Raises:
+            BookIntegrityError: ``malformed`` level, price or size.
+        """
         self.clear()
+        c = _c
+        if c is not None:
+            loaded = c.load_side(levels, self.neg)
+            if loaded is not None:
+                self.keys, self.pxs, self.szs, self.index = loaded
+                return
         try:
             pxs = [lv[0] for lv in levels]
             szs = [lv[1] for lv in levels]

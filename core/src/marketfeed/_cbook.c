@@ -370,6 +370,88 @@ handback:
     return Py_BuildValue("(nO)", n, dirty ? Py_True : Py_False);
 }
 
+/* ------------------------------------------------------------------ load_side */
+
+PyDoc_STRVAR(load_side_doc,
+"load_side(levels, neg, /) -> tuple[list[float], list[str], list[str], dict[str, float]] | None\n\n"
+"The fast path of ``_Side.load`` in C: ``(keys, pxs, szs, index)`` when every level is a\n"
+"list/tuple of two plain decimal strings (digits and one optional '.'), every size is > 0\n"
+"and the prices are strictly sorted best first; ``None`` otherwise (Python loads it).");
+
+static PyObject *
+load_side(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "load_side() takes 2 arguments");
+        return NULL;
+    }
+    PyObject *levels = args[0];
+    int neg = PyObject_IsTrue(args[1]);
+    if (neg < 0) {
+        return NULL;
+    }
+    if (!PyList_CheckExact(levels) && !PyTuple_CheckExact(levels)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(levels);
+    /* first pass: validate and parse, nothing allocated but the key array */
+    double *keyv = PyMem_Malloc((size_t)(count ? count : 1) * sizeof(double));
+    if (keyv == NULL) {
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t n = 0; n < count; n++) {
+        PyObject *lv = PySequence_Fast_GET_ITEM(levels, n);
+        double f, z;
+        if (!(PyList_CheckExact(lv) || PyTuple_CheckExact(lv)) || PySequence_Fast_GET_SIZE(lv) < 2 ||
+            parse_price(PySequence_Fast_GET_ITEM(lv, 0), &f) < 0 ||
+            parse_price(PySequence_Fast_GET_ITEM(lv, 1), &z) < 0 || !(z > 0.0)) {
+            PyMem_Free(keyv);
+            Py_RETURN_NONE;
+        }
+        keyv[n] = neg ? -f : f;
+        if (n && !(keyv[n - 1] < keyv[n])) {
+            PyMem_Free(keyv);
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *keys = PyList_New(count), *pxs = PyList_New(count), *szs = PyList_New(count);
+#if PY_VERSION_HEX < 0x030D0000
+    PyObject *index = _PyDict_NewPresized(count); /* no resizes while filling */
+#else
+    PyObject *index = PyDict_New();
+#endif
+    if (keys == NULL || pxs == NULL || szs == NULL || index == NULL) {
+        goto error;
+    }
+    for (Py_ssize_t n = 0; n < count; n++) {
+        PyObject *lv = PySequence_Fast_GET_ITEM(levels, n);
+        PyObject *px = PySequence_Fast_GET_ITEM(lv, 0);
+        PyObject *sz = PySequence_Fast_GET_ITEM(lv, 1);
+        PyObject *k = PyFloat_FromDouble(keyv[n]);
+        if (k == NULL) {
+            goto error;
+        }
+        PyList_SET_ITEM(keys, n, k); /* steals k */
+        Py_INCREF(px);
+        PyList_SET_ITEM(pxs, n, px);
+        Py_INCREF(sz);
+        PyList_SET_ITEM(szs, n, sz);
+        if (PyDict_SetItem(index, px, k) < 0) {
+            goto error;
+        }
+    }
+    PyMem_Free(keyv);
+    return Py_BuildValue("(NNNN)", keys, pxs, szs, index);
+
+error:
+    PyMem_Free(keyv);
+    Py_XDECREF(keys);
+    Py_XDECREF(pxs);
+    Py_XDECREF(szs);
+    Py_XDECREF(index);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ CRC32 */
 
 static uint32_t crc_table[8][256];
@@ -774,6 +856,7 @@ decimal_columns(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nar
 
 static PyMethodDef methods[] = {
     {"apply_side", (PyCFunction)(void (*)(void))apply_side, METH_FASTCALL, apply_side_doc},
+    {"load_side", (PyCFunction)(void (*)(void))load_side, METH_FASTCALL, load_side_doc},
     {"crc32_pairs", (PyCFunction)(void (*)(void))crc32_pairs, METH_FASTCALL, crc32_pairs_doc},
     {"crc32", (PyCFunction)crc32_bytes, METH_O, crc32_doc},
     {"decimal_levels", (PyCFunction)(void (*)(void))decimal_levels, METH_FASTCALL,

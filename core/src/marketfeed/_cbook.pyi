@@ -50,3 +50,9 @@ def decimal_columns(
     pxs: list[str], szs: list[str], n: int | None, cache: dict[str, Decimal], /
 ) -> tuple[tuple[Decimal, Decimal], ...]:
     """``(cache[px], cache[sz])`` for the first ``n`` (``None``: all) levels."""
+
+def load_side(
+    levels: Sequence[Sequence[str]], neg: bool, /
+) -> tuple[list[float], list[str], list[str], dict[str, float]] | None:
+    """``(keys, pxs, szs, index)`` of plain, sorted, positive snapshot levels, or ``None``
+    when Python must load them."""
