@@ -188,7 +188,7 @@ class UnitCache(dict[bytes, _Unit]):
     def __missing__(self, key: bytes) -> _Unit:
         value = self._old.get(key)
         if value is None:
-            u = self._decode(b"{" + key + b"}")
+            u: Any = self._decode(b"{" + key + b"}")
             ap, asz, bp, bsz = u.ask_price, u.ask_size, u.bid_price, u.bid_size
             if ap.__class__ is Decimal and asz.__class__ is Decimal and bp.__class__ is Decimal:
                 if bsz.__class__ is not Decimal:
@@ -400,9 +400,10 @@ class UpbitNormaliser:
             return self._trade_handler(markets, market)
         if kind == "orderbook":
             units = self.session.units[default]
-            handler, self._fast[BOOK_HEADS[default]] = self._book_handlers(
-                markets, market, units, default
-            )
+            handler, fast = self._book_handlers(markets, market, units, default)
+            head = BOOK_HEADS[default]
+            self._fast[head] = fast
+            self._fast[head.decode()] = lambda text, t: fast(text.encode(), t)  # text frames
             return handler
         if kind == "ticker":
             return self._ticker_handler(markets, market)
@@ -470,6 +471,7 @@ class UpbitNormaliser:
         decode = BOOK_DECODERS[default].decode
         key = BOOK_UNITS_KEYS[default]
         klen = len(key)
+        name = key[:-2]  # '"obu":'
         split_units = bytes.split
         times = _utc_millis()
 
@@ -510,11 +512,11 @@ class UpbitNormaliser:
             if start < klen or frame[start - klen - 1] not in b",{":
                 return None  # no unit list, or the key is part of another string
             end = frame.rfind(b"}]", start)
-            if end < 0:
-                return None
+            if end < 0 or frame.find(name, end) >= 0:
+                return None  # no end, or a later duplicate key (msgspec keeps the last one)
             try:
                 m = decode(frame[: start - 1] + frame[end + 1 :])
-                if m.units != _EMPTY_LIST:  # another "obu" key: not the list we cut
+                if m.units != _EMPTY_LIST:  # not the list we cut
                     return None
                 pieces = split_units(frame[start:end], b"},{")
                 asks, bids = zip(*map(unit, pieces), strict=True)
