@@ -40,7 +40,7 @@ def _pair(
     return fast, slow
 
 
-def _outcome(normaliser: OkxNormaliser, frame: str) -> Any:
+def _outcome(normaliser: OkxNormaliser, frame: str | bytes) -> Any:
     """The events as (type, JSON) pairs, or the exception type raised."""
     try:
         events = normaliser(frame, NOW)
@@ -262,3 +262,15 @@ def test_crc_checksum_gives_the_venues_checksum(
         book = L2Book("okx", "X", "X", checksum=book_checksum_crc)
         book.apply_snapshot(bids, asks)
         assert book_checksum_crc(book) == ref.checksum()
+
+
+@needs_c
+def test_c_fast_path_reads_bytes_frames_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames as UTF-8 bytes (as some transports deliver them) give the events of the
+    same frames as text on the Python path, the non-ASCII trade id included."""
+    trade = _real(WS_2022, "trades")
+    odd = dict(trade, data=[dict(trade["data"][0], tradeId="7849é")])
+    frames = [f for _, f in in_frames(WS_2022)] + [json.dumps(odd, ensure_ascii=False)]
+    fast, slow = _pair(monkeypatch)
+    for frame in frames:
+        assert _outcome(fast, frame.encode()) == _outcome(slow, frame)

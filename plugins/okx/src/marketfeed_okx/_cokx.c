@@ -57,12 +57,16 @@ str_raw(Cur *c, const char **s, Py_ssize_t *n)
         return 0;
     }
     const char *start = ++c->p;
-    const char *q = memchr(start, '"', c->end - start);
-    if (q == NULL) {
-        return 0;
+    const char *q = start;
+    const char *end = c->end;
+    while (q < end && *q != '"') {
+        if (*q == '\\') {
+            return 0; /* escapes: left to the Python path */
+        }
+        q++;
     }
-    if (memchr(start, '\\', q - start) != NULL) {
-        return 0; /* escapes: left to the Python path */
+    if (q >= end) {
+        return 0;
     }
     *s = start;
     *n = q - start;
@@ -180,11 +184,8 @@ opt_int(Cur *c, long long *out, int *present)
     return int_value(c, out);
 }
 
-static inline int
-key_is(const char *s, Py_ssize_t n, const char *lit)
-{
-    return (Py_ssize_t)strlen(lit) == n && memcmp(s, lit, n) == 0;
-}
+/* Whether the n bytes at s are the string literal lit. */
+#define key_is(s, n, lit) ((n) == (Py_ssize_t)sizeof(lit) - 1 && memcmp((s), (lit), (n)) == 0)
 
 /* ------------------------------------------------------------------ the Fast type */
 
@@ -193,6 +194,7 @@ enum { T_LAST, T_LASTSZ, T_BIDPX, T_BIDSZ, T_ASKPX, T_ASKSZ, T_OPEN, T_HIGH, T_L
 static const char *const TICKER_KEYS[T_NFIELDS] = {
     "last", "lastSz", "bidPx", "bidSz", "askPx", "askSz", "open24h", "high24h", "low24h",
     "vol24h", "volCcy24h"};
+static const Py_ssize_t TICKER_KEY_LENS[T_NFIELDS] = {4, 6, 5, 5, 5, 5, 7, 7, 6, 6, 9};
 
 typedef struct {
     PyObject_HEAD
@@ -209,6 +211,8 @@ typedef struct {
     PyObject *ticker_kw; /* kwnames tuple */
     PyObject *trade_kw;
     PyObject *s_buy, *s_sell, *s_snapshot;
+    PyObject *fallback; /* (frame, receive_time) -> events, or None: return None instead */
+    PyObject *on_book;  /* (channel, arg_inst_id, action, items, receive_time) -> events */
     long long last_ms;
     PyObject *last_dt;
 } Fast;
@@ -230,6 +234,8 @@ Fast_dealloc(Fast *self)
     Py_XDECREF(self->s_sell);
     Py_XDECREF(self->s_snapshot);
     Py_XDECREF(self->last_dt);
+    Py_XDECREF(self->fallback);
+    Py_XDECREF(self->on_book);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -266,14 +272,15 @@ static PyObject *
 Fast_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     PyObject *venue, *ticker, *trade, *cache, *symbols, *symbol_fn, *decimal, *books;
+    PyObject *fallback = Py_None, *on_book = Py_None;
     Py_ssize_t capacity;
     if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
         PyErr_SetString(PyExc_TypeError, "Fast() takes positional arguments only");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "UOOO!nO!OOO!:Fast", &venue, &ticker, &trade, &PyDict_Type,
+    if (!PyArg_ParseTuple(args, "UOOO!nO!OOO!|OO:Fast", &venue, &ticker, &trade, &PyDict_Type,
                           &cache, &capacity, &PyDict_Type, &symbols, &symbol_fn, &decimal,
-                          &PyFrozenSet_Type, &books)) {
+                          &PyFrozenSet_Type, &books, &fallback, &on_book)) {
         return NULL;
     }
     Fast *self = (Fast *)type->tp_alloc(type, 0);
@@ -297,6 +304,10 @@ Fast_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->decimal = decimal;
     Py_INCREF(books);
     self->book_channels = books;
+    Py_INCREF(fallback);
+    self->fallback = fallback;
+    Py_INCREF(on_book);
+    self->on_book = on_book;
     self->ticker_kw = kwnames(TICKER_KW, 16);
     self->trade_kw = kwnames(TRADE_KW, 10);
     self->s_buy = PyUnicode_InternFromString("buy");
@@ -506,7 +517,7 @@ ticker_item(Fast *self, Cur *c, PyObject *receive_time)
             }
             else {
                 for (int i = 0; i < T_NFIELDS; i++) {
-                    if (key_is(k, kn, TICKER_KEYS[i])) {
+                    if (kn == TICKER_KEY_LENS[i] && memcmp(k, TICKER_KEYS[i], kn) == 0) {
                         if (!str_raw(c, &fs[i], &fn[i])) {
                             return NULL;
                         }
@@ -829,22 +840,24 @@ done:
 
 enum { CH_OTHER, CH_TICKERS, CH_TRADES, CH_BOOK };
 
+/* The frame (str or bytes) read: a list, a book tuple or None (new reference). */
 static PyObject *
-Fast_call(Fast *self, PyObject *const *args, size_t nargsf, PyObject *kwnames_)
+parse(Fast *self, PyObject *frame, PyObject *receive_time)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (nargs != 2 || kwnames_ != NULL) {
-        PyErr_SetString(PyExc_TypeError, "Fast(frame, receive_time) takes 2 arguments");
-        return NULL;
-    }
-    PyObject *frame = args[0], *receive_time = args[1];
-    if (!PyUnicode_CheckExact(frame)) {
-        Py_RETURN_NONE;
-    }
     Py_ssize_t size;
-    const char *buf = PyUnicode_AsUTF8AndSize(frame, &size);
-    if (buf == NULL) {
-        PyErr_Clear();
+    const char *buf;
+    if (PyUnicode_CheckExact(frame)) {
+        buf = PyUnicode_AsUTF8AndSize(frame, &size);
+        if (buf == NULL) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+    }
+    else if (PyBytes_CheckExact(frame)) {
+        buf = PyBytes_AS_STRING(frame);
+        size = PyBytes_GET_SIZE(frame);
+    }
+    else {
         Py_RETURN_NONE;
     }
     Cur cur = {buf, buf + size};
@@ -1003,19 +1016,42 @@ fallback:
 }
 
 static PyObject *
-Fast_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames_)
+Fast_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames_)
 {
-    return Fast_call((Fast *)self, args, nargsf, kwnames_);
+    Fast *self = (Fast *)op;
+    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames_ != NULL) {
+        PyErr_SetString(PyExc_TypeError, "Fast(frame, receive_time) takes 2 arguments");
+        return NULL;
+    }
+    PyObject *out = parse(self, args[0], args[1]);
+    if (out == NULL) {
+        return NULL;
+    }
+    if (out == Py_None) {
+        if (self->fallback == Py_None) {
+            return out;
+        }
+        Py_DECREF(out);
+        return PyObject_Vectorcall(self->fallback, args, 2, NULL);
+    }
+    if (PyTuple_CheckExact(out) && self->on_book != Py_None) {
+        PyObject *book_args[5] = {PyTuple_GET_ITEM(out, 0), PyTuple_GET_ITEM(out, 1),
+                                  PyTuple_GET_ITEM(out, 2), PyTuple_GET_ITEM(out, 3), args[1]};
+        PyObject *events = PyObject_Vectorcall(self->on_book, book_args, 5, NULL);
+        Py_DECREF(out);
+        return events;
+    }
+    return out;
 }
 
 PyDoc_STRVAR(Fast_doc,
 "Fast(venue, ticker_type, trade_type, decimal_cache, capacity, symbols, symbol_fn, decimal,\n"
-"     book_channels)\n\n"
-"Called as fast(frame, receive_time): a list of Ticker/Trade events for a tickers/trades\n"
-"push, (channel, arg_inst_id, action, items) for a book push (items: (event_time, bids,\n"
-"asks, checksum, seq_id, prev_seq_id, inst_id), levels (price, size) string tuples), or\n"
-"None: "
-"the Python path handles that frame.");
+"     book_channels, fallback=None, on_book=None)\n\n"
+"Called as fast(frame, receive_time) (frame: str or bytes): a list of Ticker/Trade events\n"
+"for a tickers/trades push; for a book push on_book(channel, arg_inst_id, action, items,\n"
+"receive_time) (items: (event_time, bids, asks, checksum, seq_id, prev_seq_id, inst_id),\n"
+"levels (price, size) string tuples), or that tuple without on_book; for any other frame\n"
+"fallback(frame, receive_time), or None without fallback.");
 
 static PyTypeObject FastType = {
     PyVarObject_HEAD_INIT(NULL, 0)

@@ -10,10 +10,12 @@ from decimal import Decimal
 from typing import Any
 
 class Fast:
-    """``Fast(...)(frame, receive_time)``: a list of ``Ticker``/``Trade`` events for a
-    ``tickers``/``trades`` push; ``(channel, arg_inst_id, action, items)`` for a book push,
-    items ``(event_time, bids, asks, checksum, seq_id, prev_seq_id, inst_id)`` with levels
-    ``(price, size)`` strings; or ``None``: left to the Python path."""
+    """``Fast(...)(frame, receive_time)`` (frame: str or bytes): a list of ``Ticker``/
+    ``Trade`` events for a ``tickers``/``trades`` push; for a book push
+    ``on_book(channel, arg_inst_id, action, items, receive_time)``, items ``(event_time,
+    bids, asks, checksum, seq_id, prev_seq_id, inst_id)`` with levels ``(price, size)``
+    strings (without ``on_book``: that tuple); for any other frame
+    ``fallback(frame, receive_time)`` (without ``fallback``: ``None``)."""
 
     def __init__(
         self,
@@ -26,6 +28,8 @@ class Fast:
         symbol_fn: Callable[[str], str],
         decimal: type[Decimal],
         book_channels: frozenset[str],
+        fallback: Callable[[str | bytes, _dt.datetime], Any] | None = None,
+        on_book: Callable[[str, str, str, list[tuple[Any, ...]], _dt.datetime], Any] | None = None,
         /,
     ) -> None: ...
-    def __call__(self, frame: str, receive_time: _dt.datetime, /) -> Any: ...
+    def __call__(self, frame: str | bytes, receive_time: _dt.datetime, /) -> Any: ...

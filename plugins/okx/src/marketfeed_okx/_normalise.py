@@ -201,9 +201,14 @@ class OkxNormaliser:
         for bar in BARS:
             handlers[f"candle{bar}"] = self._candles
         self._handlers = handlers
-        self._fast: Callable[[str, _dt.datetime], Any] | None = None
+        self._fast: Callable[[str | bytes, _dt.datetime], Any] | None = None
+        self._dispatch = self._make_dispatch()
         if _cokx is not None:
-            self._fast = _cokx.Fast(
+            # The C fast path: a tickers/trades push becomes events, a book push goes to
+            # OkxBooks.on_parsed as (price, size) levels, any other frame (or anything
+            # unusual) to the Python dispatch. self._fast is the same reader without the
+            # two callbacks (it returns the parsed book push, or None).
+            args = (
                 venue,
                 Ticker,
                 Trade,
@@ -214,7 +219,8 @@ class OkxNormaliser:
                 Decimal,
                 frozenset(BOOK_CHANNELS),
             )
-        self._dispatch = self._make_dispatch()
+            self._fast = _cokx.Fast(*args)
+            self._dispatch = _cokx.Fast(*args, self._dispatch, self._books.on_parsed)
 
     # ------------------------------------------------------------------ helpers
 
@@ -241,21 +247,10 @@ class OkxNormaliser:
         slow = self._slow
         prefix = _PREFIX
         start = _PREFIX_LEN
-        fast = self._fast
-        on_parsed = self._books.on_parsed
 
         def dispatch(frame: str | bytes, receive_time: _dt.datetime) -> Sequence[Event]:
             if not isinstance(frame, str):
                 frame = bytes(frame).decode("utf-8")
-            if fast is not None:
-                # The C fast path: events of a tickers/trades push, a parsed book push, or
-                # None when it leaves the frame to the Python path below.
-                out = fast(frame, receive_time)
-                if out is not None:
-                    if out.__class__ is list:
-                        return out
-                    channel, inst_id, action, items = out
-                    return on_parsed(channel, inst_id, action, items, receive_time)
             if frame.startswith(prefix):
                 handler = get_handler(frame[start : frame.find('"', start)])
                 if handler is not None:
