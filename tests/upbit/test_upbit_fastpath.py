@@ -92,7 +92,18 @@ ODD_FRAMES = [
 ]
 
 
-@pytest.mark.parametrize("frame", ODD_FRAMES)
+ODD_TRADES = [
+    b'{"ty":"trade","cd":"KRW-BTC","tms":1,"ttms":1617646620000,"tp":2.2E-7,"tv":0E-8,'
+    b'"ab":"BID","sid":1}',
+    b'{"ty":"trades","cd":"KRW-BTC","tms":1,"ttms":1,"tp":1,"tv":1,"ab":"BID","sid":1}',
+    b'{"ty":"trade","cd":"KRW-BTC","tms":1,"ttms":1,"tp":1,"tv":1,"ab":"BID"}',
+    b'{"ty":"trade","cd":"KRW-BTC","tms":1,"ttms":1,"tp":1,"tv":1,"ab":"BID","sid":1',
+    b'{"type":"trade","code":"KRW-BTC","timestamp":1,"trade_timestamp":1,"trade_price":1.0,'
+    b'"trade_volume":2,"ask_bid":"ASK","sequential_id":7}',
+]
+
+
+@pytest.mark.parametrize("frame", ODD_FRAMES + ODD_TRADES)
 def test_odd_orderbook_frames_give_what_the_full_decode_gives(frame: bytes) -> None:
     fast, slow = make_normaliser(), _slow()
     assert _outcome(fast, frame) == _outcome(slow, frame)

@@ -52,6 +52,8 @@ from ._wire import (
     KINDS,
     OTHER_DECODER,
     SIMPLE_DECODER,
+    TRADE_DECODERS,
+    TRADE_HEADS,
     UNIT_LIST_DECODERS,
     UNIT_TYPES,
 )
@@ -397,7 +399,19 @@ class UpbitNormaliser:
             return entry
 
         if kind == "trade":
-            return self._trade_handler(markets, market)
+            handler = self._trade_handler(markets, market)
+            decode = TRADE_DECODERS[default].decode
+
+            def trade_frame(frame: Any, receive_time: _dt.datetime) -> Sequence[Event] | None:
+                try:
+                    m = decode(frame)
+                except _UNIT_ERRORS:
+                    return None  # the full decode raises what is wrong, as for any frame
+                return handler(m, receive_time)
+
+            self._fast[TRADE_HEADS[default]] = trade_frame
+            self._fast[TRADE_HEADS[default].decode()] = trade_frame
+            return handler
         if kind == "orderbook":
             units = self.session.units[default]
             handler, fast = self._book_handlers(markets, market, units, default)

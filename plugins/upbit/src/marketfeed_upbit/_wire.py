@@ -37,6 +37,8 @@ __all__ = [
     "KINDS",
     "OTHER_DECODER",
     "SIMPLE_KINDS",
+    "TRADE_DECODERS",
+    "TRADE_HEADS",
     "ErrorBody",
     "Other",
 ]
@@ -160,6 +162,15 @@ BOOK_DECODERS: tuple[msgspec.json.Decoder[Any], msgspec.json.Decoder[Any]] = (
     msgspec.json.Decoder(_class_of(DEFAULT_KINDS, "orderbook")),
 )
 """Decoders of one orderbook frame (its tag checked), ``(SIMPLE, DEFAULT)``."""
+
+TRADE_HEADS: tuple[bytes, bytes] = (b'{"ty":"trade', b'{"type":"tra')
+"""First 12 bytes of a trade frame whose tag is its first key: ``(SIMPLE, DEFAULT)``."""
+
+TRADE_DECODERS: tuple[msgspec.json.Decoder[Any], msgspec.json.Decoder[Any]] = (
+    msgspec.json.Decoder(_class_of(SIMPLE_KINDS, "trade")),
+    msgspec.json.Decoder(_class_of(DEFAULT_KINDS, "trade")),
+)
+"""Decoders of one trade frame (its tag checked), ``(SIMPLE, DEFAULT)``."""
 
 _UNIT_SIMPLE = _struct("Unit", _UNIT, True, None)
 _UNIT_DEFAULT = _struct("Unit", _UNIT, False, None)
