@@ -115,7 +115,7 @@ class TextEncoder:
     """Encodes rows of one table (tuples in ``spec.columns`` order) as text ``COPY``
     data.
 
-    ``encoder(rows) -> bytes`` (UTF-8). Raises ``UnicodeEncodeError`` (a ``ValueError``)
+    ``encoder(rows, cache=None) -> bytes`` (UTF-8). Raises ``UnicodeEncodeError`` (a ``ValueError``)
     for a string that UTF-8 cannot encode (a lone surrogate), ``ValueError`` for a row
     of the wrong length, and whatever a value's ``str`` raises: the writer treats those
     as poison rows.
@@ -150,11 +150,25 @@ class TextEncoder:
         fast: Callable[..., str] = namespace["fast"]
         return fast
 
-    def __call__(self, rows: list[tuple[Any, ...]]) -> bytes:
-        cache: dict[Any, str] = {None: NULL}
+    def __call__(self, rows: list[tuple[Any, ...]], cache: dict[Any, str] | None = None) -> bytes:
+        """The text ``COPY`` data of ``rows``. ``cache`` (timestamp -> text) may be shared
+        by the chunks of one batch, so a timestamp is formatted once per batch."""
+        if cache is None:
+            cache = {}
+        cache[None] = NULL
+        day, pad, pad3 = _DAYS.get, _PAD2, _PAD3
 
         def ts(value: Any) -> str:
-            text = cache[value] = timestamp_copy_text(value)
+            # timestamp_copy_text, inlined for the common aware-UTC case (one call less).
+            if getattr(value, "tzinfo", None) is _UTC:
+                us = value.microsecond
+                text = cache[value] = (
+                    f"{day(value.toordinal()) or _day_text(value)} "
+                    f"{pad[value.hour]}:{pad[value.minute]}:{pad[value.second]}."
+                    f"{pad3[us // 1000]}{pad3[us % 1000]}+00"
+                )
+            else:
+                text = cache[value] = timestamp_copy_text(value)
             return text
 
         text = self._fast(rows, cache.get, ts)

@@ -347,8 +347,9 @@ class PostgresWriter(Writer):
                 write(encode(rows))
                 return
             # Chunks: the server parses one while the next is being formatted.
+            cache: dict[Any, str] = {}
             for i in range(0, len(rows), step):
-                write(encode(rows[i : i + step]))
+                write(encode(rows[i : i + step], cache))
 
     def _create_stages(self, con: Any) -> None:
         # Outside any transaction, so a rolled-back batch never takes a stage with it.
