@@ -377,6 +377,9 @@ def main() -> None:
     parser.add_argument(
         "--no-methods", action="store_true", help="skip the PostgreSQL bulk-method comparison"
     )
+    parser.add_argument(
+        "--methods-only", action="store_true", help="only the PostgreSQL bulk-method comparison"
+    )
     args = parser.parse_args()
     runs = max(1, args.runs)
 
@@ -388,6 +391,8 @@ def main() -> None:
         totals = {100: 3_000, 1_000: 10_000, 10_000: 20_000}
     seed_rows, seed_seconds = (3_000, 2.0) if not args.quick else (1_000, 1.0)
 
+    if args.methods_only:
+        args.backend = "postgresql"
     backends = ["sqlite"]
     reason = postgres_available()
     if reason is None:
@@ -401,37 +406,53 @@ def main() -> None:
     python = sys.version.split()[0]
     print(f"machine: {os.cpu_count()} CPUs, Python {python}, marketfeed {mf.__version__}")
     rows: list[tuple[str, str, int, float, float]] = []
-    extra: list[tuple[int, float, float, float, float, float]] = []
+    extra: list[tuple[str, int, list[float | None]]] = []
     months: list[tuple[str, float]] = []
     for backend in backends:
         target = Target(backend)
         try:
-            for kind in kinds:
-                seed = median(bench_seed, target, kind, seed_rows, seed_seconds)
+            for kind in [] if args.methods_only else kinds:
+                # Seed and sink alternate within each run, so that a ratio compares
+                # measurements taken at about the same time (the machine is shared).
+                seeds: list[float] = []
+                rates: dict[int, list[float]] = {size: [] for size in BATCH_SIZES}
+                for _ in range(runs):
+                    seeds.append(bench_seed(target, kind, seed_rows, seed_seconds))
+                    for size in BATCH_SIZES:
+                        rates[size].append(bench_sink(target, kind, size, totals[size]))
+                seed = statistics.median(seeds)
                 for size in BATCH_SIZES:
-                    rate = median(bench_sink, target, kind, size, totals[size])
+                    rate = statistics.median(rates[size])
+                    ratios = sorted(r / s for r, s in zip(rates[size], seeds, strict=True))
                     rows.append((backend, kind, size, rate, seed))
                     print(
                         f"{backend:10} {kind:6} batch {size:>6,}: sink {fmt(rate):>9} rows/s   "
-                        f"seed {fmt(seed):>7} rows/s   x{rate / seed:,.0f}",
+                        f"seed {fmt(seed):>7} rows/s   x{rate / seed:,.0f} "
+                        f"(per-run ratios {', '.join(f'{r:.0f}' for r in ratios)})",
                         flush=True,
                     )
-            if backend == "postgresql" and not args.no_methods and "trade" in kinds:
-                for size in BATCH_SIZES:
-                    n = totals[size]
-                    copy = median(bench_sink, target, "trade", size, n)
-                    again = median(bench_sink, target, "trade", size, n, repeat=True)
-                    many = median(bench_sink, target, "trade", size, n, pg_bulk="executemany")
-                    sa_many = median(bench_sqlalchemy, target, size, n, returning=False)
-                    sa_imv = median(bench_sqlalchemy, target, size, n, returning=True)
-                    extra.append((size, copy, again, many, sa_many, sa_imv))
-                    print(
-                        f"postgresql trade batch {size:>6,}: copy {fmt(copy)}, "
-                        f"copy (all stored already) {fmt(again)}, "
-                        f"sink executemany {fmt(many)}, SQLAlchemy executemany "
-                        f"{fmt(sa_many)}, SQLAlchemy insertmanyvalues {fmt(sa_imv)} rows/s",
-                        flush=True,
-                    )
+            if backend == "postgresql" and not args.no_methods:
+                for kind in kinds:
+                    for size in BATCH_SIZES:
+                        n = totals[size]
+                        found: dict[str, list[float]] = {name: [] for name in METHODS}
+                        for _ in range(runs):  # methods alternate within each run
+                            for name, (fn, kw) in METHODS.items():
+                                if name.startswith("SQLAlchemy") and kind != "trade":
+                                    continue
+                                found[name].append(fn(target, kind, size, n, **kw))
+                        medians = [statistics.median(v) if v else None for v in found.values()]
+                        extra.append((kind, size, medians))
+                        print(
+                            f"postgresql {kind} batch {size:>6,}: "
+                            + ", ".join(
+                                f"{name} {fmt(m)}"
+                                for name, m in zip(METHODS, medians, strict=True)
+                                if m is not None
+                            )
+                            + " rows/s",
+                            flush=True,
+                        )
                 for kind in kinds:
                     latency = median(new_month_latency, target, kind)
                     months.append((kind, latency))
@@ -454,20 +475,33 @@ def main() -> None:
             )
         if extra:
             print()
-            print(
-                "| PostgreSQL trades, batch | sink: binary COPY (default) | sink: COPY, "
-                "every row already stored | sink: psycopg executemany | SQLAlchemy Core "
-                "executemany | SQLAlchemy insertmanyvalues (RETURNING) |"
-            )
-            print("|---:|---:|---:|---:|---:|---:|")
-            for size, *rates in extra:
-                print(f"| {size:,} | " + " | ".join(fmt(r) for r in rates) + " |")
+            print("| PostgreSQL kind, batch | " + " | ".join(METHODS) + " |")
+            print("|---|" + "---:|" * len(METHODS))
+            for kind, size, medians in extra:
+                cells = ["n/a" if m is None else fmt(m) for m in medians]
+                print(f"| {kind}, {size:,} | " + " | ".join(cells) + " |")
         for kind, latency in months:
             print(
                 f"\nPostgreSQL {kind}: a one-row batch that needs a new month partition takes "
                 f"{latency * 1000:.0f} ms (once per table and month; excluded above by a "
                 "warm-up batch)."
             )
+
+
+def _sqlalchemy(target: Target, kind: str, size: int, n: int, *, returning: bool) -> float:
+    return bench_sqlalchemy(target, size, n, returning=returning)
+
+
+METHODS: dict[str, tuple[Callable[..., float], dict[str, Any]]] = {
+    "sink default (COPY, format per table)": (bench_sink, {}),
+    "sink: text COPY": (bench_sink, {"pg_bulk": "copy_text"}),
+    "sink: binary COPY": (bench_sink, {"pg_bulk": "copy_binary"}),
+    "sink default, every row already stored": (bench_sink, {"repeat": True}),
+    "sink: psycopg executemany": (bench_sink, {"pg_bulk": "executemany"}),
+    "SQLAlchemy Core executemany": (_sqlalchemy, {"returning": False}),
+    "SQLAlchemy insertmanyvalues (RETURNING)": (_sqlalchemy, {"returning": True}),
+}
+"""The PostgreSQL bulk methods compared (SQLAlchemy ones for trades only)."""
 
 
 if __name__ == "__main__":
