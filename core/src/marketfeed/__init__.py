@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ._backoff import Backoff
 from ._book import (
+    SPEEDUPS,
     TOP_EXPORT_MAGIC,
     TOP_EXPORT_VERSION,
     BookEngine,
@@ -107,6 +108,7 @@ from ._version import __version__
 __all__ = [
     "CONTROL_EVENTS",
     "ENTRY_POINT_GROUP",
+    "SPEEDUPS",
     "STATUS_EVENTS",
     "TOP_EXPORT_MAGIC",
     "TOP_EXPORT_VERSION",
