@@ -169,6 +169,7 @@ def _variants() -> list[tuple[str, list[str]]]:
             "book, broken sequence",
             [edit(snap, seqId=5, prevSeqId=-1), edit(update, seqId=7, prevSeqId=6)],
         ),
+        ("book, two objects", [s, dump(dict(update, data=update["data"] * 2))]),
         ("book, unknown action", [s, u.replace('"update"', '"partial"')]),
         ("book, no action", [s, u.replace('"action":"update",', "")]),
         (

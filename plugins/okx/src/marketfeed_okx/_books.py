@@ -216,6 +216,24 @@ class OkxBooks:
             self._engines[channel] = engine
         return engine
 
+    def symbol(self, inst_id: str) -> str:
+        """The normalised symbol of a book's ``instId`` (kept once computed).
+
+        Raises:
+            ValueError: not an OKX instId.
+        """
+        symbol = self._symbols.get(inst_id)
+        if symbol is None:
+            symbol = self._symbols[inst_id] = normalise_symbol(inst_id)
+        return symbol
+
+    def direct(self) -> tuple[dict[str, BookEngine], Any, dict[str, str], Any, frozenset[str]]:
+        """What the C fast path needs to feed a book push straight to its engine, as
+        :meth:`on_parsed` does (``marketfeed_okx._cokx.Fast.set_books``): the engines by
+        channel, :meth:`engine`, the symbols by instId, :meth:`symbol`, the incremental
+        channels."""
+        return self._engines, self.engine, self._symbols, self.symbol, INCREMENTAL_BOOK_CHANNELS
+
     def resyncing(self, channel: str, inst_id: str) -> bool:
         """Whether that book waits for a fresh snapshot after an integrity failure."""
         engine = self._engines.get(channel)
@@ -310,9 +328,7 @@ class OkxBooks:
     ) -> list[Event]:
         if not inst_id:
             raise ValueError("OKX book push without instId")
-        symbol = self._symbols.get(inst_id)
-        if symbol is None:
-            symbol = self._symbols[inst_id] = normalise_symbol(inst_id)
+        symbol = self._symbols.get(inst_id) or self.symbol(inst_id)
         if not incremental:
             checksum = None  # books5/bbo-tbt carry none
         elif checksum == 0 and seq_id is not None:

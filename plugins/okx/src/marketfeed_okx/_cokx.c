@@ -213,6 +213,13 @@ typedef struct {
     PyObject *s_buy, *s_sell, *s_snapshot;
     PyObject *fallback; /* (frame, receive_time) -> events, or None: return None instead */
     PyObject *on_book;  /* (channel, arg_inst_id, action, items, receive_time) -> events */
+    /* set_books(): the book engines fed directly (NULL: every book push goes to on_book) */
+    PyObject *engines;      /* dict: channel -> BookEngine */
+    PyObject *engine_fn;    /* channel -> BookEngine (creates it) */
+    PyObject *book_symbols; /* dict: instId -> symbol */
+    PyObject *book_symbol_fn; /* instId -> symbol (stores it) */
+    PyObject *incremental;  /* frozenset of channels with snapshot + updates */
+    PyObject *s_delta, *s_snap_m, *s_update, *delta_kw, *snapshot_kw;
     long long last_ms;
     PyObject *last_dt;
 } Fast;
@@ -236,6 +243,16 @@ Fast_dealloc(Fast *self)
     Py_XDECREF(self->last_dt);
     Py_XDECREF(self->fallback);
     Py_XDECREF(self->on_book);
+    Py_XDECREF(self->engines);
+    Py_XDECREF(self->engine_fn);
+    Py_XDECREF(self->book_symbols);
+    Py_XDECREF(self->book_symbol_fn);
+    Py_XDECREF(self->incremental);
+    Py_XDECREF(self->s_delta);
+    Py_XDECREF(self->s_snap_m);
+    Py_XDECREF(self->s_update);
+    Py_XDECREF(self->delta_kw);
+    Py_XDECREF(self->snapshot_kw);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1015,6 +1032,145 @@ fallback:
     Py_RETURN_NONE;
 }
 
+static const char *const DELTA_KW[] = {"event_time", "receive_time", "sequence",
+                                       "prev_sequence", "checksum"};
+static const char *const SNAPSHOT_KW[] = {"event_time", "receive_time", "sequence", "checksum"};
+
+PyDoc_STRVAR(set_books_doc,
+"set_books(engines, engine_fn, symbols, symbol_fn, incremental, /)\n\n"
+"Feed a one-object book push straight to its engine, as OkxBooks.on_parsed does:\n"
+"engines (dict channel -> BookEngine), engine_fn(channel) creating one, symbols (dict\n"
+"instId -> symbol), symbol_fn(instId) storing one, incremental (frozenset of channels\n"
+"with snapshots and updates). Other book pushes still go to on_book.");
+
+static PyObject *
+Fast_set_books(Fast *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyDict_CheckExact(args[0]) || !PyDict_CheckExact(args[2]) ||
+        !PyFrozenSet_CheckExact(args[4])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "set_books(engines: dict, engine_fn, symbols: dict, symbol_fn, "
+                        "incremental: frozenset)");
+        return NULL;
+    }
+    if (self->s_delta == NULL) {
+        self->s_delta = PyUnicode_InternFromString("delta");
+        self->s_snap_m = PyUnicode_InternFromString("snapshot");
+        self->s_update = PyUnicode_InternFromString("update");
+        self->delta_kw = kwnames(DELTA_KW, 5);
+        self->snapshot_kw = kwnames(SNAPSHOT_KW, 4);
+        if (self->s_delta == NULL || self->s_snap_m == NULL || self->s_update == NULL ||
+            self->delta_kw == NULL || self->snapshot_kw == NULL) {
+            return NULL;
+        }
+    }
+    Py_INCREF(args[0]);
+    Py_XSETREF(self->engines, args[0]);
+    Py_INCREF(args[1]);
+    Py_XSETREF(self->engine_fn, args[1]);
+    Py_INCREF(args[2]);
+    Py_XSETREF(self->book_symbols, args[2]);
+    Py_INCREF(args[3]);
+    Py_XSETREF(self->book_symbol_fn, args[3]);
+    Py_INCREF(args[4]);
+    Py_XSETREF(self->incremental, args[4]);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Fast_methods[] = {
+    {"set_books", (PyCFunction)(void (*)(void))Fast_set_books, METH_FASTCALL, set_books_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+str_equal(PyObject *s, PyObject *interned)
+{
+    if (s == interned) {
+        return 1;
+    }
+    return PyUnicode_CheckExact(s) && PyUnicode_Compare(s, interned) == 0;
+}
+
+/* A parsed book push of one data object fed straight to its engine. Returns 0 when it
+ * leaves the push to on_book (nothing changed, no error set), else 1 with *result the
+ * engine's events (NULL: the engine raised). */
+static int
+book_direct(Fast *self, PyObject *parsed, PyObject *receive_time, PyObject **result)
+{
+    PyObject *channel = PyTuple_GET_ITEM(parsed, 0);
+    PyObject *arg_inst = PyTuple_GET_ITEM(parsed, 1);
+    PyObject *action = PyTuple_GET_ITEM(parsed, 2);
+    PyObject *items = PyTuple_GET_ITEM(parsed, 3);
+    if (PyList_GET_SIZE(items) != 1) {
+        return 0;
+    }
+    int incremental = PySet_Contains(self->incremental, channel);
+    if (incremental < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    int update = 0;
+    if (incremental) {
+        if (str_equal(action, self->s_update)) {
+            update = 1;
+        }
+        else if (!str_equal(action, self->s_snap_m)) {
+            PyErr_Clear();
+            return 0; /* on_parsed raises for an unknown action */
+        }
+    }
+    PyObject *item = PyList_GET_ITEM(items, 0);
+    PyObject *inst = PyUnicode_GET_LENGTH(arg_inst) ? arg_inst : PyTuple_GET_ITEM(item, 6);
+    if (PyUnicode_GET_LENGTH(inst) == 0) {
+        return 0; /* on_parsed raises */
+    }
+    PyObject *engine = PyDict_GetItemWithError(self->engines, channel);
+    if (engine != NULL) {
+        Py_INCREF(engine);
+    }
+    else if (PyErr_Occurred() || (engine = PyObject_CallOneArg(self->engine_fn, channel)) == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *symbol = PyDict_GetItemWithError(self->book_symbols, inst);
+    if (symbol != NULL) {
+        Py_INCREF(symbol);
+    }
+    else if (PyErr_Occurred() ||
+             (symbol = PyObject_CallOneArg(self->book_symbol_fn, inst)) == NULL) {
+        PyErr_Clear();
+        Py_DECREF(engine);
+        return 0;
+    }
+    PyObject *checksum = PyTuple_GET_ITEM(item, 3);
+    PyObject *seq = PyTuple_GET_ITEM(item, 4);
+    if (!incremental) {
+        checksum = Py_None; /* books5/bbo-tbt carry none */
+    }
+    else if (checksum != Py_None && seq != Py_None && PyLong_CheckExact(checksum) &&
+             PyLong_AsLongLong(checksum) == 0) {
+        checksum = Py_None; /* deprecated field, always 0 since 2026-06-23 */
+    }
+    PyObject *bids = PyTuple_GET_ITEM(item, 1), *asks = PyTuple_GET_ITEM(item, 2);
+    PyObject *event_time = PyTuple_GET_ITEM(item, 0);
+    if (update) {
+        PyObject *call[10] = {engine, inst, symbol, bids, asks, event_time, receive_time,
+                              seq, PyTuple_GET_ITEM(item, 5), checksum};
+        *result = PyObject_VectorcallMethod(self->s_delta, call,
+                                            5, self->delta_kw);
+    }
+    else {
+        PyObject *call[9] = {engine, inst, symbol, bids, asks, event_time, receive_time, seq,
+                             checksum};
+        *result = PyObject_VectorcallMethod(self->s_snap_m, call,
+                                            5,
+                                            self->snapshot_kw);
+    }
+    Py_DECREF(engine);
+    Py_DECREF(symbol);
+    return 1;
+}
+
 static PyObject *
 Fast_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames_)
 {
@@ -1033,6 +1189,13 @@ Fast_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kw
         }
         Py_DECREF(out);
         return PyObject_Vectorcall(self->fallback, args, 2, NULL);
+    }
+    if (PyTuple_CheckExact(out) && self->engines != NULL) {
+        PyObject *events;
+        if (book_direct(self, out, args[1], &events)) {
+            Py_DECREF(out);
+            return events;
+        }
     }
     if (PyTuple_CheckExact(out) && self->on_book != Py_None) {
         PyObject *book_args[5] = {PyTuple_GET_ITEM(out, 0), PyTuple_GET_ITEM(out, 1),
@@ -1062,6 +1225,7 @@ static PyTypeObject FastType = {
     .tp_call = PyVectorcall_Call,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc = Fast_doc,
+    .tp_methods = Fast_methods,
     .tp_new = Fast_new,
 };
 

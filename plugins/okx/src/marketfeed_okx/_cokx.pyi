@@ -33,3 +33,13 @@ class Fast:
         /,
     ) -> None: ...
     def __call__(self, frame: str | bytes, receive_time: _dt.datetime, /) -> Any: ...
+    def set_books(
+        self,
+        engines: dict[str, Any],
+        engine_fn: Callable[[str], Any],
+        symbols: dict[str, str],
+        symbol_fn: Callable[[str], str],
+        incremental: frozenset[str],
+        /,
+    ) -> None:
+        """Feed a one-object book push straight to its engine (as ``on_parsed``)."""

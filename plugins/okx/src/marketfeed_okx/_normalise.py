@@ -205,9 +205,10 @@ class OkxNormaliser:
         self._dispatch = self._make_dispatch()
         if _cokx is not None:
             # The C fast path: a tickers/trades push becomes events, a book push goes to
-            # OkxBooks.on_parsed as (price, size) levels, any other frame (or anything
-            # unusual) to the Python dispatch. self._fast is the same reader without the
-            # two callbacks (it returns the parsed book push, or None).
+            # its engine as (price, size) levels, as OkxBooks.on_parsed would feed it (a
+            # push of several objects or with an error goes through on_parsed), any other
+            # frame (or anything unusual) to the Python dispatch. self._fast is the same
+            # reader without the callbacks (it returns the parsed book push, or None).
             args = (
                 venue,
                 Ticker,
@@ -220,7 +221,8 @@ class OkxNormaliser:
                 frozenset(BOOK_CHANNELS),
             )
             self._fast = _cokx.Fast(*args)
-            self._dispatch = _cokx.Fast(*args, self._dispatch, self._books.on_parsed)
+            self._dispatch = dispatch = _cokx.Fast(*args, self._dispatch, self._books.on_parsed)
+            dispatch.set_books(*self._books.direct())
 
     # ------------------------------------------------------------------ helpers
 
