@@ -131,3 +131,21 @@ def test_event_times_equal_fromtimestamp_across_second_boundaries() -> None:
         (book,) = [e for e in norm(frame, NOW) if isinstance(e, BookSnapshot)]
         assert book.event_time == dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
         assert book.event_time.tzinfo is dt.UTC
+
+
+@pytest.mark.parametrize("capacity", [1, 4, 7])
+def test_a_tiny_unit_cache_clearing_mid_frame_gives_the_same_events(capacity: int) -> None:
+    fast, slow = make_normaliser(), _slow()
+    fast.session.units[0]._capacity = capacity
+    frames = [payload(r) for r in received(CAPTURE_2021)][:400]
+    empties = [
+        _book('[{"ap":41.4,"bp":41.2,"as":0,"bs":2.0},{"ap":41.5,"bp":41.1,"as":1.0,"bs":0}]'),
+        _book(
+            '[{"ap":41.3,"bp":41.2,"as":0,"bs":2.0},{"ap":41.5,"bp":41.1,"as":0,"bs":1},'
+            '{"ap":41.6,"bp":41.0,"as":1.0,"bs":2.0}]'
+        ),
+    ]
+    for i, frame in enumerate(frames):
+        for f in (frame, empties[i % 2]):
+            assert _outcome(fast, f) == _outcome(slow, f)
+    assert fast.session.units[0].clears > 0

@@ -28,6 +28,7 @@ import functools
 from collections import deque
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -157,8 +158,9 @@ class DecimalCache(dict[str, Decimal]):
         return value
 
 
-class UnitCache(dict[bytes, _Unit]):
-    """Order book unit text -> ``(ask level, bid level)``; an empty side is ``None``.
+class UnitCache(dict[bytes, "_Level | None"]):
+    """Order book unit text -> its ask level; its bid level is in :attr:`bids`. An empty side
+    (a zero price or size) is ``None``.
 
     Consecutive top-N books of a market share most of their units byte for byte (86 % of
     the units in the 2021 capture), so a unit's levels are built once and reused. Keys
@@ -166,10 +168,12 @@ class UnitCache(dict[bytes, _Unit]):
     miss decodes ``{`` + key + ``}`` with msgspec, which raises on anything that is not
     exactly one unit object, and takes its numbers from :attr:`numbers`, a bounded LRU
     cache (:func:`functools.lru_cache`, 65536 texts) of number text -> ``Decimal`` whose
-    misses call ``Decimal`` without a Python frame. A side with
-    a zero price or size is empty; keys of units with an empty side are kept in
-    :attr:`empty_keys` so the hot path filters only when needed. Bounded: two generations
-    of at most ``capacity`` entries.
+    misses call ``Decimal`` without a Python frame. Asks and bids are kept apart so that
+    one :func:`operator.itemgetter` of a frame's unit texts reads each side as a tuple in
+    one call. Keys of units with an empty side are kept in :attr:`empty_keys` so the hot
+    path filters only when needed. Bounded: once ``capacity`` units are held, both sides
+    are cleared (counted in :attr:`clears`, so a caller whose lookups straddle a clear
+    filters too).
     """
 
     def __init__(
@@ -184,30 +188,31 @@ class UnitCache(dict[bytes, _Unit]):
         self._decode = msgspec.json.Decoder(unit_type, float_hook=self.numbers).decode
         self.list_decoder = list_decoder
         self._capacity = capacity
-        self._old: dict[bytes, _Unit] = {}
+        self.bids = _Bids(self)
         self.empty_keys: set[bytes] = set()
+        self.clears = 0
 
-    def __missing__(self, key: bytes) -> _Unit:
-        value = self._old.get(key)
-        if value is None:
-            u: Any = self._decode(b"{" + key + b"}")
-            ap, asz, bp, bsz = u.ask_price, u.ask_size, u.bid_price, u.bid_size
-            if ap.__class__ is Decimal and asz.__class__ is Decimal and bp.__class__ is Decimal:
-                if bsz.__class__ is not Decimal:
-                    bsz = _number(bsz)
-                value = ((ap, asz) if ap and asz else None), ((bp, bsz) if bp and bsz else None)
-            else:
-                value = unit_levels(u)
-            if value[0] is None or value[1] is None:
-                self.empty_keys.add(key)
+    def __missing__(self, key: bytes) -> _Level | None:
+        u: Any = self._decode(b"{" + key + b"}")
+        ap, asz, bp, bsz = u.ask_price, u.ask_size, u.bid_price, u.bid_size
+        if ap.__class__ is Decimal and asz.__class__ is Decimal and bp.__class__ is Decimal:
+            if bsz.__class__ is not Decimal:
+                bsz = _number(bsz)
+            ask = (ap, asz) if ap and asz else None
+            bid = (bp, bsz) if bp and bsz else None
+        else:
+            ask, bid = unit_levels(u)
         if len(self) >= self._capacity:
-            self._old = dict(self)
             self.clear()
-            if len(self.empty_keys) > self._capacity:  # forget them all, with the units
-                self._old.clear()
+            self.bids.clear()
+            self.clears += 1
+            if len(self.empty_keys) > self._capacity:
                 self.empty_keys.clear()
-        self[key] = value
-        return value
+        if ask is None or bid is None:
+            self.empty_keys.add(key)
+        self[key] = ask
+        self.bids[key] = bid
+        return ask
 
     def pieces_levels(self, pieces: list[bytes]) -> tuple[tuple[_Level, ...], tuple[_Level, ...]]:
         """``(asks, bids)`` of unit texts already cut at ``},{`` (see :meth:`levels`).
@@ -216,8 +221,13 @@ class UnitCache(dict[bytes, _Unit]):
             msgspec.DecodeError, msgspec.ValidationError, ValueError: a piece is not one
                 unit object (the caller then decodes the whole frame the slow way).
         """
-        asks, bids = zip(*map(self.__getitem__, pieces), strict=True)
-        if self.empty_keys and not self.empty_keys.isdisjoint(pieces):
+        clears = self.clears
+        if len(pieces) > 1:
+            side = itemgetter(*pieces)
+            asks, bids = side(self), side(self.bids)
+        else:
+            asks, bids = (self[pieces[0]],), (self.bids[pieces[0]],)
+        if clears != self.clears or (self.empty_keys and not self.empty_keys.isdisjoint(pieces)):
             return _drop_empty(asks), _drop_empty(bids)
         return asks, bids
 
@@ -230,13 +240,9 @@ class UnitCache(dict[bytes, _Unit]):
         """
         body = bytes(raw)
         try:
-            pieces = body[2:-2].split(b"},{")
-            asks, bids = zip(*map(self.__getitem__, pieces), strict=True)
+            return self.pieces_levels(body[2:-2].split(b"},{"))
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
             return self._levels_slow(body)
-        if self.empty_keys and not self.empty_keys.isdisjoint(pieces):
-            return _drop_empty(asks), _drop_empty(bids)
-        return asks, bids
 
     def _levels_slow(self, body: bytes) -> tuple[tuple[_Level, ...], tuple[_Level, ...]]:
         units = self.list_decoder.decode(body)
@@ -244,6 +250,18 @@ class UnitCache(dict[bytes, _Unit]):
             return (), ()
         asks, bids = zip(*map(unit_levels, units), strict=True)
         return _drop_empty(asks), _drop_empty(bids)
+
+
+class _Bids(dict[bytes, "_Level | None"]):
+    """Unit text -> bid level, filled by :class:`UnitCache` (a miss parses the unit there)."""
+
+    def __init__(self, units: UnitCache) -> None:
+        super().__init__()
+        self._units = units
+
+    def __missing__(self, key: bytes) -> _Level | None:
+        self._units.__missing__(key)
+        return self[key]
 
 
 def _drop_empty(levels: tuple[_Level | None, ...]) -> tuple[_Level, ...]:
@@ -480,8 +498,8 @@ class UpbitNormaliser:
         fit: no such key, a key that is not the frame's own, or a piece that is not a unit.
         """
         venue = self.venue
-        levels, unit = units.levels, units.__getitem__
-        empty_keys = units.empty_keys
+        levels = units.levels
+        empty_keys, unit_bids = units.empty_keys, units.bids
         decode = BOOK_DECODERS[default].decode
         key = BOOK_UNITS_KEYS[default]
         klen = len(key)
@@ -533,10 +551,15 @@ class UpbitNormaliser:
                 if m.units != _EMPTY_LIST:  # not the list we cut
                     return None
                 pieces = split_units(frame[start:end], b"},{")
-                asks, bids = zip(*map(unit, pieces), strict=True)
+                clears = units.clears
+                if len(pieces) > 1:
+                    side = itemgetter(*pieces)
+                    asks, bids = side(units), side(unit_bids)
+                else:
+                    asks, bids = (units[pieces[0]],), (unit_bids[pieces[0]],)
             except _UNIT_ERRORS:
                 return None
-            if empty_keys and not empty_keys.isdisjoint(pieces):
+            if clears != units.clears or (empty_keys and not empty_keys.isdisjoint(pieces)):
                 asks, bids = _drop_empty(asks), _drop_empty(bids)
                 return event(m, asks, bids, max(len(asks), len(bids)), receive_time)
             code = m.code
