@@ -579,3 +579,34 @@ def test_load_side_takes_sorted_plain_levels_and_declines_the_rest() -> None:
         iter([("1", "1")]),  # not a list or tuple
     ):
         assert cbook.load_side(declined, False) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    bids=st.lists(st.tuples(GOOD_PRICES, GOOD_SIZES), max_size=8),
+    asks=st.lists(st.tuples(GOOD_PRICES, GOOD_SIZES), max_size=8),
+    n=st.integers(0, 10),
+    sep=st.sampled_from([":", "|", ""]),
+)
+def test_book_crc32_pairs_equal_in_both_implementations(
+    bids: Any, asks: Any, n: int, sep: str
+) -> None:
+    """``L2Book.crc32_pairs`` in C and in Python (slice interleaving) give zlib's CRC32 of
+    the joined top levels, unequal sides included."""
+    book = L2Book("t", "A-B", "AB", check_crossed=False)
+    book.apply_snapshot(bids, asks)
+    rb, ra = book.raw_top(n)
+    parts: list[str] = []
+    for i in range(n):
+        if i < len(rb):
+            parts += rb[i]
+        if i < len(ra):
+            parts += ra[i]
+    want = zlib.crc32(sep.join(parts).encode())
+    saved = _book._c
+    try:
+        for impl in (cbook, None):
+            _book._c = impl
+            assert book.crc32_pairs(n, sep) == want
+    finally:
+        _book._c = saved
