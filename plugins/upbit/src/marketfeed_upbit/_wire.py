@@ -118,7 +118,7 @@ def _fields(spec: list[_Spec], simple: bool) -> list[tuple[str, Any, Any]]:
 
 def _struct(name: str, spec: list[_Spec], simple: bool, tag: str | None) -> type[msgspec.Struct]:
     fmt = "Simple" if simple else "Default"
-    kwargs: dict[str, Any] = {"kw_only": True}
+    kwargs: dict[str, Any] = {"kw_only": True, "gc": False}  # fields are atoms: no cycles
     if tag is not None:
         kwargs.update(tag_field="ty" if simple else "type", tag=tag)
     return msgspec.defstruct(f"{name}{fmt}", _fields(spec, simple), **kwargs)
