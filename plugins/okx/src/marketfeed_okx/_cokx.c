@@ -196,6 +196,27 @@ static const char *const TICKER_KEYS[T_NFIELDS] = {
     "vol24h", "volCcy24h"};
 static const Py_ssize_t TICKER_KEY_LENS[T_NFIELDS] = {4, 6, 5, 5, 5, 5, 7, 7, 6, 6, 9};
 
+#define STR_SLOTS 4096
+#define DEC_SLOTS 1024
+#define CACHED_TEXT_MAX 32
+
+static inline uint64_t
+fnv1a(const char *s, Py_ssize_t n)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    return h ^ (h >> 29);
+}
+
+static inline int
+same_text(PyObject *u, const char *s, Py_ssize_t n)
+{
+    return PyUnicode_GET_LENGTH(u) == n && memcmp(PyUnicode_1BYTE_DATA(u), s, n) == 0;
+}
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
@@ -222,6 +243,13 @@ typedef struct {
     PyObject *s_delta, *s_snap_m, *s_update, *delta_kw, *snapshot_kw;
     long long last_ms;
     PyObject *last_dt;
+    /* Per-connection direct-mapped caches keyed by the text's bytes (fresh with every
+     * normaliser): level price/size strings (a repeated text gives the same str, whose
+     * hash CPython then keeps, so the book engine's dict lookups skip hashing it), and
+     * text -> Decimal for ticker and trade values (no str, no dict lookup on a hit). */
+    PyObject *strs[STR_SLOTS];
+    PyObject *dec_keys[DEC_SLOTS];
+    PyObject *dec_vals[DEC_SLOTS];
 } Fast;
 
 static void
@@ -243,6 +271,13 @@ Fast_dealloc(Fast *self)
     Py_XDECREF(self->last_dt);
     Py_XDECREF(self->fallback);
     Py_XDECREF(self->on_book);
+    for (int i = 0; i < STR_SLOTS; i++) {
+        Py_XDECREF(self->strs[i]);
+    }
+    for (int i = 0; i < DEC_SLOTS; i++) {
+        Py_XDECREF(self->dec_keys[i]);
+        Py_XDECREF(self->dec_vals[i]);
+    }
     Py_XDECREF(self->engines);
     Py_XDECREF(self->engine_fn);
     Py_XDECREF(self->book_symbols);
@@ -361,6 +396,27 @@ text(const char *s, Py_ssize_t n)
     return u;
 }
 
+/* text() through the per-connection string cache (ASCII texts of 2 to 32 bytes). */
+static inline PyObject *
+text_cached(Fast *self, const char *s, Py_ssize_t n)
+{
+    if (n < 2 || n > CACHED_TEXT_MAX) {
+        return text(s, n);
+    }
+    PyObject **slot = &self->strs[fnv1a(s, n) & (STR_SLOTS - 1)];
+    PyObject *u = *slot;
+    if (u != NULL && same_text(u, s, n)) {
+        Py_INCREF(u);
+        return u;
+    }
+    u = text(s, n);
+    if (u != NULL && PyUnicode_IS_COMPACT_ASCII(u)) {
+        Py_INCREF(u);
+        Py_XSETREF(*slot, u);
+    }
+    return u;
+}
+
 /* Plain decimal text: digits, '.', sign, exponent only (never NaN/Infinity, no spaces). */
 static inline int
 plain_number(const char *s, Py_ssize_t n)
@@ -387,6 +443,15 @@ to_decimal(Fast *self, const char *s, Py_ssize_t n, int cached)
     if (!plain_number(s, n)) {
         return NULL;
     }
+    Py_ssize_t di = -1;
+    if (cached && n <= CACHED_TEXT_MAX) {
+        di = (Py_ssize_t)(fnv1a(s, n) & (DEC_SLOTS - 1));
+        PyObject *k = self->dec_keys[di];
+        if (k != NULL && same_text(k, s, n)) {
+            Py_INCREF(self->dec_vals[di]);
+            return self->dec_vals[di];
+        }
+    }
     PyObject *t = text(s, n);
     if (t == NULL) {
         return NULL;
@@ -394,8 +459,15 @@ to_decimal(Fast *self, const char *s, Py_ssize_t n, int cached)
     if (cached) {
         PyObject *hit = PyDict_GetItemWithError(self->cache, t);
         if (hit != NULL) {
-            Py_DECREF(t);
             Py_INCREF(hit);
+            if (di >= 0) {
+                Py_INCREF(hit);
+                Py_XSETREF(self->dec_keys[di], t);
+                Py_XSETREF(self->dec_vals[di], hit);
+            }
+            else {
+                Py_DECREF(t);
+            }
             return hit;
         }
         if (PyErr_Occurred()) {
@@ -410,6 +482,12 @@ to_decimal(Fast *self, const char *s, Py_ssize_t n, int cached)
         }
         if (PyDict_SetItem(self->cache, t, d) < 0) {
             Py_CLEAR(d);
+        }
+        else if (di >= 0) {
+            Py_INCREF(t);
+            Py_INCREF(d);
+            Py_XSETREF(self->dec_keys[di], t);
+            Py_XSETREF(self->dec_vals[di], d);
         }
     }
     Py_DECREF(t);
@@ -562,7 +640,7 @@ ticker_item(Fast *self, Cur *c, PyObject *receive_time)
     PyObject *result = NULL;
     args[0] = self->venue;
     Py_INCREF(args[0]);
-    args[2] = text(inst, inst_n);
+    args[2] = text_cached(self, inst, inst_n);
     if (args[2] == NULL || (args[1] = symbol_of(self, args[2])) == NULL ||
         (args[3] = event_time(self, ts)) == NULL) {
         goto done;
@@ -676,7 +754,7 @@ trade_item(Fast *self, Cur *c, PyObject *receive_time)
     PyObject *result = NULL;
     args[0] = self->venue;
     Py_INCREF(args[0]);
-    args[2] = text(inst, inst_n);
+    args[2] = text_cached(self, inst, inst_n);
     if (args[2] == NULL || (args[1] = symbol_of(self, args[2])) == NULL ||
         (args[3] = event_time(self, ts)) == NULL) {
         goto done;
@@ -708,7 +786,7 @@ done:
 
 /* [[px, sz, ...strings], ...] -> list of (px, sz) tuples (new reference) or NULL. */
 static PyObject *
-levels(Cur *c)
+levels(Fast *self, Cur *c)
 {
     if (!expect(c, '[')) {
         return NULL;
@@ -737,8 +815,8 @@ levels(Cur *c)
         if (!expect(c, ']')) {
             goto fail;
         }
-        PyObject *px = text(s[0], n[0]);
-        PyObject *sz = px == NULL ? NULL : text(s[1], n[1]);
+        PyObject *px = text_cached(self, s[0], n[0]);
+        PyObject *sz = px == NULL ? NULL : text_cached(self, s[1], n[1]);
         if (sz == NULL) {
             Py_XDECREF(px);
             goto fail;
@@ -781,7 +859,7 @@ opt_long(int present, long long v)
 /* One book data object -> (event_time, bids, asks, checksum, seqId, prevSeqId, instId) or
  * NULL. */
 static PyObject *
-book_item(Cur *c)
+book_item(Fast *self, Cur *c)
 {
     PyObject *bids = NULL, *asks = NULL, *result = NULL;
     const char *inst = "";
@@ -801,11 +879,11 @@ book_item(Cur *c)
             int ok;
             if (key_is(k, kn, "asks")) {
                 Py_XDECREF(asks);
-                ok = (asks = levels(c)) != NULL;
+                ok = (asks = levels(self, c)) != NULL;
             }
             else if (key_is(k, kn, "bids")) {
                 Py_XDECREF(bids);
-                ok = (bids = levels(c)) != NULL;
+                ok = (bids = levels(self, c)) != NULL;
             }
             else if (key_is(k, kn, "ts")) {
                 ok = have_ts = int_or_digits(c, &ts);
@@ -848,7 +926,7 @@ book_item(Cur *c)
     }
     result = Py_BuildValue("(NOONNNN)", ms_datetime(ts), bids, asks, opt_long(have_ck, ck),
                            opt_long(have_seq, seq), opt_long(have_prev, prev),
-                           text(inst, inst_n));
+                           text_cached(self, inst, inst_n));
 done:
     Py_XDECREF(bids);
     Py_XDECREF(asks);
@@ -937,7 +1015,7 @@ parse(Fast *self, PyObject *frame, PyObject *receive_time)
                 kind = CH_TRADES;
             }
             else {
-                if ((channel = text(ch_s, ch_n)) == NULL) {
+                if ((channel = text_cached(self, ch_s, ch_n)) == NULL) {
                     goto fallback;
                 }
                 int r = PySet_Contains(self->book_channels, channel);
@@ -945,7 +1023,7 @@ parse(Fast *self, PyObject *frame, PyObject *receive_time)
                     goto fallback;
                 }
                 kind = CH_BOOK;
-                if ((arg_inst = text(inst_s, inst_n)) == NULL) {
+                if ((arg_inst = text_cached(self, inst_s, inst_n)) == NULL) {
                     goto fallback;
                 }
             }
@@ -971,7 +1049,7 @@ parse(Fast *self, PyObject *frame, PyObject *receive_time)
                         item = trade_item(self, c, receive_time);
                     }
                     else {
-                        item = book_item(c);
+                        item = book_item(self, c);
                     }
                     if (item == NULL) {
                         goto fallback;
