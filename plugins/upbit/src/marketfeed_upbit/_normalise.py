@@ -539,7 +539,10 @@ class UpbitNormaliser:
             asks, bids = levels(m.units)
             return event(m, asks, bids, max(len(asks), len(bids)), receive_time)
 
+        second, base = -1, _EPOCH  # the event time's whole second, as a datetime
+
         def orderbook_frame(frame: Any, receive_time: _dt.datetime) -> Sequence[Event] | None:
+            nonlocal second, base
             start = frame.find(key) + klen  # the first unit's text starts here
             if start < klen or frame[start - klen - 1] not in b",{":
                 return None  # no unit list, or the key is part of another string
@@ -568,12 +571,15 @@ class UpbitNormaliser:
                 raise ValueError(
                     f"crossed Upbit book {code}: best bid {bids[0][0]} >= best ask {asks[0][0]}"
                 )
+            s, milli = divmod(m.timestamp, 1000)  # == fromtimestamp(ms / 1000, UTC)
+            if s != second:
+                second, base = s, _EPOCH + _dt.timedelta(seconds=s)
             return [
                 BookSnapshot(
                     venue=venue,
                     symbol=sym[0],
                     native_symbol=sym[1],
-                    event_time=times(m.timestamp),
+                    event_time=base + _MILLIS[milli],
                     receive_time=receive_time,
                     bids=bids,
                     asks=asks,
