@@ -59,8 +59,7 @@ else:
 SPEEDUPS: Final = _c is not None
 """Whether the C speedups were loaded at import (``False`` without a compiled
 ``marketfeed._cbook`` or with the environment variable ``MARKETFEED_PURE_PYTHON=1``).
-Public as ``marketfeed.book.SPEEDUPS`` (not in ``__all__`` here: it is no ``marketfeed``
-top-level name)."""
+Public as ``marketfeed.book.SPEEDUPS`` (and ``marketfeed.SPEEDUPS``)."""
 
 __all__ = [
     "BookEngine",
@@ -71,6 +70,7 @@ __all__ = [
     "IntegrityKind",
     "L2Book",
     "RawLevel",
+    "SPEEDUPS",
     "SequenceRule",
     "TOP_EXPORT_MAGIC",
     "TOP_EXPORT_VERSION",
