@@ -172,10 +172,15 @@ class Writer(ABC):
         """
         groups: dict[str, list[Any]] = {}
         types = _TYPES
-        for ev in batch:
-            kind = types.get(type(ev))
+        if batch and len(set(map(type, batch))) == 1:  # one kind: no per-event loop
+            kind = types.get(type(batch[0]))
             if kind is not None:
-                groups.setdefault(kind, []).append(ev)
+                groups[kind] = list(batch)
+        else:
+            for ev in batch:
+                kind = types.get(type(ev))
+                if kind is not None:
+                    groups.setdefault(kind, []).append(ev)
         book_state: dict[tuple[str, str], _dt.datetime] = {}
         if "book_snapshot" in groups:
             kept = self._throttle_books(groups["book_snapshot"], book_state)
