@@ -17,8 +17,12 @@ Each figure is the median over ``--repeat`` passes of the mean time per frame (a
 normaliser/feed per pass, frames timed one by one with ``perf_counter_ns``; the variants
 alternate pass by pass, so load on a shared machine affects them alike). Every
 marketfeed pass starts with empty decimal caches (the plugin's and the book engine's), so
-each pass pays its cache misses like a fresh process; ``--warm`` keeps them across passes. Install
-cryptofeed in the venv to compare (``pip install cryptofeed``; not a dependency).
+each pass pays its cache misses like a fresh process; ``--warm`` keeps them across passes (the
+per-connection caches of the plugin's C fast path live in the normaliser, so they start empty
+with every pass either way). The header says whether the C speedups are loaded (the core's
+``marketfeed._cbook``, the plugin's ``marketfeed_okx._cokx``); ``MARKETFEED_PURE_PYTHON=1``
+runs both pure Python. Install cryptofeed in the venv to compare (``pip install
+cryptofeed``; not a dependency).
 
 Run: ``python bench/okx/bench_okx.py [--repeat 30]``
 """
@@ -38,6 +42,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import marketfeed_okx
 from marketfeed import Subscription, _book
 from marketfeed_okx import BOOK_CHANNELS, OkxNormaliser
 from marketfeed_okx._decode import decimal_cache
@@ -252,9 +257,11 @@ def main() -> None:
     parser.add_argument("--warm", action="store_true", help="keep decimal caches across passes")
     args = parser.parse_args()
     caches = "warm" if args.warm else "cold"
+    core_c = getattr(_book, "_c", None) is not None
+    plugin_c = bool(getattr(marketfeed_okx, "SPEEDUPS", False))
     print(
         f"# marketfeed-okx vs cryptofeed, µs per frame (median of {args.repeat} passes, "
-        f"{caches} decimal caches)\n"
+        f"{caches} decimal caches; C speedups: core {core_c}, plugin {plugin_c})\n"
     )
     for name, (ws, http) in SESSIONS.items():
         raw = _frames(ws)
