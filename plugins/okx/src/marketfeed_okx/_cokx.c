@@ -252,37 +252,68 @@ typedef struct {
     PyObject *dec_vals[DEC_SLOTS];
 } Fast;
 
+/* The members that can reach back to the normaliser (its bound methods and dicts), so
+ * the garbage collector can break the cycle normaliser -> Fast -> bound method. */
+static int
+Fast_traverse(Fast *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->venue);
+    Py_VISIT(self->ticker);
+    Py_VISIT(self->trade);
+    Py_VISIT(self->cache);
+    Py_VISIT(self->symbols);
+    Py_VISIT(self->symbol_fn);
+    Py_VISIT(self->decimal);
+    Py_VISIT(self->book_channels);
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->on_book);
+    Py_VISIT(self->engines);
+    Py_VISIT(self->engine_fn);
+    Py_VISIT(self->book_symbols);
+    Py_VISIT(self->book_symbol_fn);
+    Py_VISIT(self->incremental);
+    return 0;
+}
+
+static int
+Fast_clear(Fast *self)
+{
+    Py_CLEAR(self->venue);
+    Py_CLEAR(self->ticker);
+    Py_CLEAR(self->trade);
+    Py_CLEAR(self->cache);
+    Py_CLEAR(self->symbols);
+    Py_CLEAR(self->symbol_fn);
+    Py_CLEAR(self->decimal);
+    Py_CLEAR(self->book_channels);
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->on_book);
+    Py_CLEAR(self->engines);
+    Py_CLEAR(self->engine_fn);
+    Py_CLEAR(self->book_symbols);
+    Py_CLEAR(self->book_symbol_fn);
+    Py_CLEAR(self->incremental);
+    Py_CLEAR(self->last_dt);
+    for (int i = 0; i < STR_SLOTS; i++) {
+        Py_CLEAR(self->strs[i]);
+    }
+    for (int i = 0; i < DEC_SLOTS; i++) {
+        Py_CLEAR(self->dec_keys[i]);
+        Py_CLEAR(self->dec_vals[i]);
+    }
+    return 0;
+}
+
 static void
 Fast_dealloc(Fast *self)
 {
-    Py_XDECREF(self->venue);
-    Py_XDECREF(self->ticker);
-    Py_XDECREF(self->trade);
-    Py_XDECREF(self->cache);
-    Py_XDECREF(self->symbols);
-    Py_XDECREF(self->symbol_fn);
-    Py_XDECREF(self->decimal);
-    Py_XDECREF(self->book_channels);
+    PyObject_GC_UnTrack(self);
+    Fast_clear(self);
     Py_XDECREF(self->ticker_kw);
     Py_XDECREF(self->trade_kw);
     Py_XDECREF(self->s_buy);
     Py_XDECREF(self->s_sell);
     Py_XDECREF(self->s_snapshot);
-    Py_XDECREF(self->last_dt);
-    Py_XDECREF(self->fallback);
-    Py_XDECREF(self->on_book);
-    for (int i = 0; i < STR_SLOTS; i++) {
-        Py_XDECREF(self->strs[i]);
-    }
-    for (int i = 0; i < DEC_SLOTS; i++) {
-        Py_XDECREF(self->dec_keys[i]);
-        Py_XDECREF(self->dec_vals[i]);
-    }
-    Py_XDECREF(self->engines);
-    Py_XDECREF(self->engine_fn);
-    Py_XDECREF(self->book_symbols);
-    Py_XDECREF(self->book_symbol_fn);
-    Py_XDECREF(self->incremental);
     Py_XDECREF(self->s_delta);
     Py_XDECREF(self->s_snap_m);
     Py_XDECREF(self->s_update);
@@ -1253,6 +1284,10 @@ static PyObject *
 Fast_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames_)
 {
     Fast *self = (Fast *)op;
+    if (self->cache == NULL) { /* cleared by the garbage collector */
+        PyErr_SetString(PyExc_RuntimeError, "Fast: used after being cleared");
+        return NULL;
+    }
     if (PyVectorcall_NARGS(nargsf) != 2 || kwnames_ != NULL) {
         PyErr_SetString(PyExc_TypeError, "Fast(frame, receive_time) takes 2 arguments");
         return NULL;
@@ -1301,7 +1336,9 @@ static PyTypeObject FastType = {
     .tp_dealloc = (destructor)Fast_dealloc,
     .tp_vectorcall_offset = offsetof(Fast, vectorcall),
     .tp_call = PyVectorcall_Call,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)Fast_traverse,
+    .tp_clear = (inquiry)Fast_clear,
     .tp_doc = Fast_doc,
     .tp_methods = Fast_methods,
     .tp_new = Fast_new,
