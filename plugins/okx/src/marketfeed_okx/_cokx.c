@@ -60,8 +60,8 @@ str_raw(Cur *c, const char **s, Py_ssize_t *n)
     const char *q = start;
     const char *end = c->end;
     while (q < end && *q != '"') {
-        if (*q == '\\') {
-            return 0; /* escapes: left to the Python path */
+        if (*q == '\\' || (unsigned char)*q < 0x20) {
+            return 0; /* escapes, control characters (invalid JSON): left to the Python path */
         }
         q++;
     }
@@ -110,12 +110,55 @@ skip_value(Cur *c, int depth)
             return expect(c, close);
         }
     }
-    /* number, true, false, null */
-    const char *start = c->p;
-    while (c->p < c->end && (strchr("0123456789+-.eEtruefalsn", *c->p) != NULL) && *c->p) {
-        c->p++;
+    /* true, false, null */
+    if (c->end - c->p >= 4 && (memcmp(c->p, "true", 4) == 0 || memcmp(c->p, "null", 4) == 0)) {
+        c->p += 4;
+        return 1;
     }
-    return c->p > start;
+    if (c->end - c->p >= 5 && memcmp(c->p, "false", 5) == 0) {
+        c->p += 5;
+        return 1;
+    }
+    /* a number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+    const char *p = c->p, *end = c->end;
+    if (p < end && *p == '-') {
+        p++;
+    }
+    if (p >= end || *p < '0' || *p > '9') {
+        return 0;
+    }
+    if (*p == '0') {
+        p++;
+    }
+    else {
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    if (p < end && *p == '.') {
+        const char *d = ++p;
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+        if (p == d) {
+            return 0;
+        }
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+        const char *d = p;
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+        if (p == d) {
+            return 0;
+        }
+    }
+    c->p = p;
+    return 1;
 }
 
 /* A JSON integer (optionally negative): 1 on success. */
@@ -138,8 +181,9 @@ int_value(Cur *c, long long *out)
         v = v * 10 + (unsigned long long)(*p - '0');
         p++;
     }
-    if (p == digits || (p < c->end && (*p == '.' || *p == 'e' || *p == 'E'))) {
-        return 0;
+    if (p == digits || (p - digits > 1 && *digits == '0') ||
+        (p < c->end && (*p == '.' || *p == 'e' || *p == 'E'))) {
+        return 0; /* not a plain JSON integer (leading zeros are invalid JSON) */
     }
     c->p = p;
     *out = neg ? -(long long)v : (long long)v;
@@ -154,7 +198,7 @@ int_or_digits(Cur *c, long long *out)
     if (c->p < c->end && *c->p == '"') {
         const char *s;
         Py_ssize_t n;
-        if (!str_raw(c, &s, &n) || n == 0 || n > 18) {
+        if (!str_raw(c, &s, &n) || n == 0 || n > 18 || (n > 1 && s[0] == '0')) {
             return 0;
         }
         long long v = 0;
@@ -1002,7 +1046,11 @@ parse(Fast *self, PyObject *frame, PyObject *receive_time)
         if (!str_raw(c, &k, &kn) || !expect(c, ':')) {
             goto fallback;
         }
-        if (key_is(k, kn, "arg") && !have_arg) {
+        /* a repeated arg, action or data: msgspec keeps the last, left to it */
+        if (key_is(k, kn, "arg")) {
+            if (have_arg) {
+                goto fallback;
+            }
             const char *inst_s = "";
             Py_ssize_t inst_n = 0;
             if (!expect(c, '{')) {
@@ -1059,15 +1107,18 @@ parse(Fast *self, PyObject *frame, PyObject *receive_time)
                 }
             }
         }
-        else if (key_is(k, kn, "action") && action == NULL) {
+        else if (key_is(k, kn, "action")) {
             const char *as;
+            if (action != NULL) {
+                goto fallback;
+            }
             Py_ssize_t an;
             if (!str_raw(c, &as, &an) || (action = text(as, an)) == NULL) {
                 goto fallback;
             }
         }
-        else if (key_is(k, kn, "data") && have_arg && out == NULL) {
-            if (!expect(c, '[') || (out = PyList_New(0)) == NULL) {
+        else if (key_is(k, kn, "data")) {
+            if (!have_arg || out != NULL || !expect(c, '[') || (out = PyList_New(0)) == NULL) {
                 goto fallback;
             }
             if (!expect(c, ']')) {
