@@ -3,6 +3,11 @@
 Hot path. Every frame is decoded once by msgspec straight into a generated Struct
 (:mod:`._wire`), with prices and sizes as exact :class:`~decimal.Decimal`. Text and binary
 frames are handled alike (Upbit sends binary frames), in the SIMPLE and DEFAULT formats.
+Frames whose first 12 bytes name a trade or an orderbook take a fast dispatch: trades go
+to their own typed decoder; an orderbook's unit list is cut out of the frame, the rest
+decoded by msgspec and each unit's text looked up in a cache of levels (see
+``_book_handlers``). Anything the fast path does not expect goes to the full decode, so
+events and errors are the same either way (``tests/upbit/test_upbit_fastpath.py``).
 
 * ``trade`` -> :class:`~marketfeed.Trade`, once per ``(market, sequential_id)``: sequential
   ids repeat across markets, and a snapshot after a reconnect repeats the last trade.

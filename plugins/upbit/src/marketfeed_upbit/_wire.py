@@ -10,7 +10,9 @@ Both expose the same attribute names, so one normaliser handles either format.
 Numbers are decoded straight into :class:`decimal.Decimal` by msgspec, which keeps the
 exact text (``2.2E-7``, ``0E-8``, ``1505.00000000``). The order book unit list is kept as
 one :class:`msgspec.Raw` slice (still validated as JSON) so the normaliser can reuse units
-whose text repeats from frame to frame instead of building their decimals again.
+whose text repeats from frame to frame instead of building their decimals again. On the
+orderbook fast path the list is cut out before decoding (:data:`BOOK_UNITS_KEYS`) and the
+rest decoded with :data:`BOOK_DECODERS`; the list then reads as ``[]``.
 
 Sources: Upbit Open API reference, WebSocket "현재가 (Ticker)", "체결 (Trade)",
 "호가 (Orderbook)", "캔들 (Candle)": field tables with the 축약형 (SIMPLE) column.
