@@ -148,6 +148,8 @@ def _variants() -> list[tuple[str, list[str]]]:
         ("trade, seqId", [edit(trade, seqId=123)]),
         ("trade, seqId text", [edit(trade, seqId="123")]),
         ("trade, count", [edit(trade, count="3")]),
+        ("trade, NUL character", [compact["r"].replace("BTC-USD", "BTC\x00-USD")]),
+        ("trade, unterminated", [compact["r"][: compact["r"].index('"px"') + 3]]),
         ("trade, side", [edit(trade, side="BUY")]),
         ("trade, empty price", [edit(trade, px="")]),
         ("trade, no size", [compact["r"].replace('"sz"', '"sx"')]),

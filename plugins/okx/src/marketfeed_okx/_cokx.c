@@ -32,6 +32,9 @@ typedef struct {
 static inline void
 ws(Cur *c)
 {
+    if (c->p < c->end && (unsigned char)*c->p > ' ') {
+        return; /* the usual case: compact JSON */
+    }
     while (c->p < c->end && (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t')) {
         c->p++;
     }
@@ -48,6 +51,10 @@ expect(Cur *c, char ch)
     return 0;
 }
 
+/* Bytes that end the fast scan of a string: '"', '\\' and control characters (NUL
+ * included: the frame's buffer always ends with one, so the scan needs no bounds check). */
+static unsigned char STOP[256];
+
 /* A string without escapes: sets *s, *n (content) and moves past the closing quote. */
 static inline int
 str_raw(Cur *c, const char **s, Py_ssize_t *n)
@@ -58,15 +65,11 @@ str_raw(Cur *c, const char **s, Py_ssize_t *n)
     }
     const char *start = ++c->p;
     const char *q = start;
-    const char *end = c->end;
-    while (q < end && *q != '"') {
-        if (*q == '\\' || (unsigned char)*q < 0x20) {
-            return 0; /* escapes, control characters (invalid JSON): left to the Python path */
-        }
+    while (!STOP[(unsigned char)*q]) {
         q++;
     }
-    if (q >= end) {
-        return 0;
+    if (q >= c->end || *q != '"') {
+        return 0; /* escapes, control characters (invalid JSON), the end: left to Python */
     }
     *s = start;
     *n = q - start;
@@ -1403,6 +1406,11 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__cokx(void)
 {
+    for (int i = 0; i < 0x20; i++) {
+        STOP[i] = 1;
+    }
+    STOP['"'] = 1;
+    STOP['\\'] = 1;
     PyDateTime_IMPORT;
     if (PyDateTimeAPI == NULL) {
         return NULL;
