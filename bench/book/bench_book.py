@@ -15,7 +15,8 @@ pure-Python engine ("py"), switched in the same process (``marketfeed._book._c``
 alternating. ``crc32_pairs`` rows use ``L2Book.crc32_pairs(25)`` as the OKX checksum (the
 C primitive); ``okx-plugin`` rows marketfeed-okx's own checksum functions. Besides the
 figure over all messages, snapshots and updates are timed apart (each message timed with
-``perf_counter_ns``).
+``perf_counter_ns``). Instruction counts (steadier on a shared machine):
+``bench/book/callgrind_book.py``.
 
 Every checksum-on run must match every checksum in the captures; mismatches are printed.
 Each ``BookEngine`` run starts with the engine's (process-wide) decimal cache empty; the
