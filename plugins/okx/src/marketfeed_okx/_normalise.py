@@ -12,7 +12,16 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
-from decimal import Decimal
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+)
 from types import ModuleType
 from typing import Any, Final
 
@@ -57,6 +66,13 @@ else:
         from . import _cokx
     except ImportError:  # built without a C compiler: the pure-Python path
         _cokx = None
+
+_EXACT: Final = Context(
+    prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[InvalidOperation, DivisionByZero, Overflow]
+)
+"""A context that never rounds: its ``create_decimal`` gives ``Decimal(text)`` for the plain
+decimal texts the C fast path hands it (at most 32 characters, no exponent), a little cheaper
+to call; anything invalid raises (``InvalidOperation`` is trapped) and goes to the Python path."""
 
 SPEEDUPS: Final = _cokx is not None
 """Whether the C fast path was loaded at import (``False`` without a compiled
@@ -220,8 +236,11 @@ class OkxNormaliser:
                 Decimal,
                 frozenset(BOOK_CHANNELS),
             )
-            self._fast = _cokx.Fast(*args)
-            self._dispatch = dispatch = _cokx.Fast(*args, self._dispatch, self._books.on_parsed)
+            exact = _EXACT.create_decimal
+            self._fast = _cokx.Fast(*args, None, None, exact)
+            self._dispatch = dispatch = _cokx.Fast(
+                *args, self._dispatch, self._books.on_parsed, exact
+            )
             dispatch.set_books(*self._books.direct())
 
     # ------------------------------------------------------------------ helpers
