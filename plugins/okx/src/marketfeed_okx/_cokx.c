@@ -526,17 +526,17 @@ plain_number(const char *s, Py_ssize_t n)
 static PyObject *
 to_decimal(Fast *self, const char *s, Py_ssize_t n, int cached)
 {
-    if (!plain_number(s, n)) {
-        return NULL;
-    }
     Py_ssize_t di = -1;
     if (cached && n <= CACHED_TEXT_MAX) {
         di = (Py_ssize_t)(fnv1a(s, n) & (DEC_SLOTS - 1));
         PyObject *k = self->dec_keys[di];
-        if (k != NULL && same_text(k, s, n)) {
+        if (k != NULL && same_text(k, s, n)) { /* a text stored after the checks below */
             Py_INCREF(self->dec_vals[di]);
             return self->dec_vals[di];
         }
+    }
+    if (!plain_number(s, n)) {
+        return NULL;
     }
     PyObject *t = text(s, n);
     if (t == NULL) {
