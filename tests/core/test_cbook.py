@@ -541,8 +541,11 @@ def test_price_keys_are_float_of_the_price(digits: str, dot: int, neg: bool) -> 
 def test_load_equals_python(levels: Any, neg: bool) -> None:
     """A snapshot side loads to the same lists, dict and mode (or the same exception) with
     the C fast path (``load_side``, or its ``None`` for Python) as in pure Python."""
-    if neg and isinstance(levels, list) and all(isinstance(lv, tuple) for lv in levels):
-        levels = sorted(levels, key=lambda lv: Decimal(lv[0]), reverse=True)
+    if neg and isinstance(levels, list):  # bids sorted best (highest) first, when sortable
+        try:
+            levels = sorted(levels, key=lambda lv: Decimal(lv[0]), reverse=True)
+        except (TypeError, KeyError, IndexError, InvalidOperation):
+            pass
     c_side = _book._Side(neg)
     py_side = _book._Side(neg)
     saved = _book._c
