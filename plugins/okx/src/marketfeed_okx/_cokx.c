@@ -6,14 +6,19 @@
  *   - a list of Ticker / Trade events for "tickers" / "trades" pushes (built exactly as
  *     the Python handlers in _normalise.py build them: exact Decimals through the shared
  *     decimal cache, UTC event times, the same keyword arguments);
- *   - for book pushes, a tuple (channel, arg_inst_id, action, items) with items a list of
- *     (event_time, bids, asks, checksum, seq_id, prev_seq_id, inst_id) and levels as
- *     (price, size) string tuples, which OkxBooks.on_parsed feeds to the book engine;
- *   - None for anything else or anything unusual (escapes in strings, a missing or
- *     mistyped field, a number that is not a plain decimal, an unknown channel, any
- *     error): the Python path then handles the frame and raises its own errors. This
- *     code never raises for frame content and has no side effect the Python path would
- *     not have (cache entries, symbols), so falling back is always safe.
+ *   - for a book push of one data object, the events of its book engine, fed the
+ *     (price, size) string levels as OkxBooks.on_parsed would (Fast.set_books); other
+ *     book pushes go to on_book(channel, arg_inst_id, action, items, receive_time) with
+ *     items (event_time, bids, asks, checksum, seq_id, prev_seq_id, inst_id);
+ *   - for anything else or anything unusual (escapes in strings, a missing, repeated or
+ *     mistyped field, a number that is not a plain decimal, invalid JSON, an unknown
+ *     channel, any error): fallback(frame, receive_time), the Python path, which handles
+ *     the frame and raises its own errors. Nothing is changed before a frame has been read
+ *     completely and checked (only cache entries and symbols, as the Python path would
+ *     add), so falling back is always safe.
+ *
+ * Without fallback/on_book (the instance tests inspect), the call returns the parsed book
+ * tuple or None instead.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
