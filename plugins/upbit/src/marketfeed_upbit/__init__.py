@@ -6,7 +6,7 @@ tests; the pluggy hooks live in :mod:`marketfeed_upbit.plugin`.
 """
 
 from ._config import UpbitConfig
-from ._normalise import DecimalCache, TradeDedup, UnitCache, UpbitNormaliser, UpbitSession
+from ._normalise import SPEEDUPS, DecimalCache, TradeDedup, UnitCache, UpbitNormaliser, UpbitSession
 from ._request import RequestBook, build_request
 from ._rest import (
     RemainingReq,
@@ -24,6 +24,7 @@ __all__ = [
     "CHANNELS",
     "ENDPOINTS",
     "QUOTE_CURRENCIES",
+    "SPEEDUPS",
     "TIMEFRAMES",
     "VENUE",
     "DecimalCache",

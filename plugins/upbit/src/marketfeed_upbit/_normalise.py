@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from operator import itemgetter
-from typing import Any
+from types import ModuleType
+from typing import Any, Final
 
 import msgspec
 from marketfeed import (
@@ -65,6 +67,7 @@ from ._wire import (
 )
 
 __all__ = [
+    "SPEEDUPS",
     "DecimalCache",
     "TradeDedup",
     "UnitCache",
@@ -72,6 +75,21 @@ __all__ = [
     "UpbitSession",
     "unit_levels",
 ]
+
+_cupbit: ModuleType | None
+"""The C fast path (``marketfeed_upbit._cupbit``, built by ``pip install`` when a C compiler
+is present) or ``None``. Read when a normaliser is created, so tests can switch it off."""
+if os.environ.get("MARKETFEED_PURE_PYTHON", "") not in ("", "0"):
+    _cupbit = None
+else:
+    try:
+        from . import _cupbit
+    except ImportError:  # built without a C compiler: the pure-Python path
+        _cupbit = None
+
+SPEEDUPS: Final = _cupbit is not None
+"""Whether the C fast path was loaded at import (``False`` without a compiled
+``marketfeed_upbit._cupbit`` or with the environment variable ``MARKETFEED_PURE_PYTHON=1``)."""
 
 _UTC = _dt.UTC
 _fromtimestamp = _dt.datetime.fromtimestamp
@@ -439,6 +457,23 @@ class UpbitNormaliser:
             units = self.session.units[default]
             handler, fast = self._book_handlers(markets, market, units, default)
             head = BOOK_HEADS[default]
+            if _cupbit is not None:
+                # The C fast path: the same parse, unit cache and event as `fast`, text and
+                # binary frames alike; anything it does not take goes to the full decode.
+                book = _cupbit.Book(
+                    default,
+                    self.venue,
+                    BookSnapshot,
+                    units,
+                    units.bids,
+                    units.empty_keys,
+                    units.numbers,
+                    markets,
+                    market,
+                    Decimal,
+                )
+                self._fast[head] = self._fast[head.decode()] = book
+                return handler
             self._fast[head] = fast
             self._fast[head.decode()] = lambda text, t: fast(text.encode(), t)  # text frames
             return handler

@@ -1,0 +1,810 @@
+/* Optional C fast path of the Upbit normaliser (marketfeed_upbit._cupbit).
+ *
+ * Book(...)(frame, receive_time) reads one Upbit orderbook frame (SIMPLE or DEFAULT
+ * format, text or binary) and returns a list with one BookSnapshot, built exactly as the
+ * Python handlers in _normalise.py build it:
+ *
+ *   - the frame is parsed in one pass: the tag must be "orderbook", code, timestamp and
+ *     both totals present once each, the unit list a non-empty list of flat objects;
+ *   - each unit's text (between its braces) is looked up in the session's UnitCache (asks
+ *     in the cache itself, bids in its `bids` dict): the same keys and values the Python
+ *     path uses. A miss parses the unit here (exactly the four fields, plain non-negative
+ *     JSON numbers, each once) with the numbers from the cache's `numbers` LRU (number text
+ *     -> Decimal, as msgspec's float_hook gets it) and stores it as UnitCache.__missing__
+ *     does (same capacity check, `clears` counter and `empty_keys`);
+ *   - totals are Decimal(text), as msgspec decodes a Decimal field; the event time is the
+ *     UTC datetime of the epoch milliseconds (== datetime.fromtimestamp(ms / 1000, UTC));
+ *   - the market is resolved through the handler's `markets` dict, or `market(code,
+ *     receive_time)` on its first frame (which queues the "active" status), at the same
+ *     point as the Python path.
+ *
+ * Anything else returns None and the normaliser decodes the frame the Python way (which
+ * gives the events or raises the error): escapes in strings, a minus sign, whitespace
+ * inside a unit that misses the cache, unknown keys holding objects or lists, duplicate
+ * keys, an empty unit list, a crossed book, any exception from a callback. Nothing done
+ * before falling back is visible in the events: cache entries hold the values the Python
+ * path would store for the same text.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <datetime.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_UNITS 64
+#define MAX_NUMBER 64
+
+/* ------------------------------------------------------------------ parser */
+
+typedef struct {
+    const char *p;
+    const char *end;
+} Cur;
+
+static inline void
+ws(Cur *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t')) {
+        c->p++;
+    }
+}
+
+static inline int
+expect(Cur *c, char ch)
+{
+    ws(c);
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* A string without escapes or control characters: *s, *n its content. */
+static inline int
+str_raw(Cur *c, const char **s, Py_ssize_t *n)
+{
+    ws(c);
+    if (c->p >= c->end || *c->p != '"') {
+        return 0;
+    }
+    const char *start = ++c->p;
+    const char *q = start;
+    while (q < c->end && *q != '"') {
+        if (*q == '\\' || (unsigned char)*q < 0x20) {
+            return 0;
+        }
+        q++;
+    }
+    if (q >= c->end) {
+        return 0;
+    }
+    *s = start;
+    *n = q - start;
+    c->p = q + 1;
+    return 1;
+}
+
+/* A JSON number without a sign: *s, *n its text, *integer when it has neither a fraction
+ * nor an exponent. 0 for anything else (a minus sign included: left to Python). */
+static inline int
+number(Cur *c, const char **s, Py_ssize_t *n, int *integer)
+{
+    ws(c);
+    const char *p = c->p, *end = c->end, *start = p;
+    if (p >= end || *p < '0' || *p > '9') {
+        return 0;
+    }
+    if (*p == '0') {
+        p++;
+    }
+    else {
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    int plain = 1;
+    if (p < end && *p == '.') {
+        p++;
+        plain = 0;
+        if (p >= end || *p < '0' || *p > '9') {
+            return 0;
+        }
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        plain = 0;
+        if (p < end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+        if (p >= end || *p < '0' || *p > '9') {
+            return 0;
+        }
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    if (p - start > MAX_NUMBER) {
+        return 0;
+    }
+    /* the number must end here: a following digit or letter is invalid JSON */
+    if (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E')) {
+        return 0;
+    }
+    *s = start;
+    *n = p - start;
+    *integer = plain;
+    c->p = p;
+    return 1;
+}
+
+/* A scalar value of a key the fast path does not use (msgspec ignores unknown keys): a
+ * string, a number (signed too), true, false or null. Objects and lists: 0. */
+static int
+skip_scalar(Cur *c)
+{
+    const char *s;
+    Py_ssize_t n;
+    int integer;
+    ws(c);
+    if (c->p >= c->end) {
+        return 0;
+    }
+    char ch = *c->p;
+    if (ch == '"') {
+        return str_raw(c, &s, &n);
+    }
+    if (ch == '-') {
+        c->p++;
+        return number(c, &s, &n, &integer);
+    }
+    if (ch >= '0' && ch <= '9') {
+        return number(c, &s, &n, &integer);
+    }
+    if (c->end - c->p >= 4 && (memcmp(c->p, "true", 4) == 0 || memcmp(c->p, "null", 4) == 0)) {
+        c->p += 4;
+        return 1;
+    }
+    if (c->end - c->p >= 5 && memcmp(c->p, "false", 5) == 0) {
+        c->p += 5;
+        return 1;
+    }
+    return 0;
+}
+
+static inline int
+key_is(const char *s, Py_ssize_t n, const char *name, Py_ssize_t len)
+{
+    return n == len && memcmp(s, name, (size_t)len) == 0;
+}
+
+/* ------------------------------------------------------------------ names */
+
+enum { K_TY, K_CD, K_TMS, K_TAS, K_TBS, K_OBU, K_ST, K_COUNT };
+enum { U_AP, U_BP, U_AS, U_BS, U_COUNT };
+
+typedef struct {
+    const char *frame[K_COUNT];
+    const char *unit[U_COUNT];
+} Names;
+
+static const Names NAMES[2] = {
+    {{"ty", "cd", "tms", "tas", "tbs", "obu", "st"}, {"ap", "bp", "as", "bs"}},
+    {{"type", "code", "timestamp", "total_ask_size", "total_bid_size", "orderbook_units",
+      "stream_type"},
+     {"ask_price", "bid_price", "ask_size", "bid_size"}},
+};
+
+/* ------------------------------------------------------------------ the type */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    int fmt; /* 0 SIMPLE, 1 DEFAULT */
+    PyObject *venue;
+    PyObject *book_type;  /* marketfeed.BookSnapshot */
+    PyObject *units;      /* UnitCache: unit text -> ask level */
+    PyObject *bids;       /* UnitCache.bids: unit text -> bid level */
+    PyObject *empty_keys; /* UnitCache.empty_keys */
+    PyObject *numbers;    /* UnitCache.numbers: number text -> Decimal */
+    PyObject *markets;    /* code -> (symbol, native code) */
+    PyObject *market_fn;  /* market(code, receive_time) */
+    PyObject *decimal;    /* decimal.Decimal */
+    PyObject *kw;         /* kwnames of BookSnapshot(...) */
+    PyObject *s_capacity;
+    PyObject *s_clears;
+} Book;
+
+static int
+Book_traverse(Book *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->venue);
+    Py_VISIT(self->book_type);
+    Py_VISIT(self->units);
+    Py_VISIT(self->bids);
+    Py_VISIT(self->empty_keys);
+    Py_VISIT(self->numbers);
+    Py_VISIT(self->markets);
+    Py_VISIT(self->market_fn);
+    Py_VISIT(self->decimal);
+    return 0;
+}
+
+static int
+Book_clear(Book *self)
+{
+    Py_CLEAR(self->venue);
+    Py_CLEAR(self->book_type);
+    Py_CLEAR(self->units);
+    Py_CLEAR(self->bids);
+    Py_CLEAR(self->empty_keys);
+    Py_CLEAR(self->numbers);
+    Py_CLEAR(self->markets);
+    Py_CLEAR(self->market_fn);
+    Py_CLEAR(self->decimal);
+    return 0;
+}
+
+static void
+Book_dealloc(Book *self)
+{
+    PyObject_GC_UnTrack(self);
+    Book_clear(self);
+    Py_XDECREF(self->kw);
+    Py_XDECREF(self->s_capacity);
+    Py_XDECREF(self->s_clears);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static const char *const BOOK_KW[] = {
+    "venue", "symbol", "native_symbol", "event_time", "receive_time", "bids", "asks", "depth",
+    "total_bid_size", "total_ask_size"};
+#define BOOK_NKW 10
+
+static PyObject *Book_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
+                                 PyObject *kwnames);
+
+static PyObject *
+Book_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    int fmt;
+    PyObject *venue, *book_type, *units, *bids, *empty_keys, *numbers, *markets, *market_fn,
+        *decimal;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_SetString(PyExc_TypeError, "Book() takes positional arguments only");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "pUOO!O!O!OO!OO:Book", &fmt, &venue, &book_type, &PyDict_Type,
+                          &units, &PyDict_Type, &bids, &PySet_Type, &empty_keys, &numbers,
+                          &PyDict_Type, &markets, &market_fn, &decimal)) {
+        return NULL;
+    }
+    Book *self = (Book *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->fmt = fmt;
+    self->venue = Py_NewRef(venue);
+    self->book_type = Py_NewRef(book_type);
+    self->units = Py_NewRef(units);
+    self->bids = Py_NewRef(bids);
+    self->empty_keys = Py_NewRef(empty_keys);
+    self->numbers = Py_NewRef(numbers);
+    self->markets = Py_NewRef(markets);
+    self->market_fn = Py_NewRef(market_fn);
+    self->decimal = Py_NewRef(decimal);
+    self->vectorcall = Book_vectorcall;
+    self->kw = PyTuple_New(BOOK_NKW);
+    if (self->kw != NULL) {
+        for (Py_ssize_t i = 0; i < BOOK_NKW; i++) {
+            PyObject *s = PyUnicode_InternFromString(BOOK_KW[i]);
+            if (s == NULL) {
+                Py_DECREF(self);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(self->kw, i, s);
+        }
+    }
+    self->s_capacity = PyUnicode_InternFromString("_capacity");
+    self->s_clears = PyUnicode_InternFromString("clears");
+    if (self->kw == NULL || self->s_capacity == NULL || self->s_clears == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+/* UTC datetime of epoch milliseconds (== datetime.fromtimestamp(ms / 1000, UTC)). */
+static PyObject *
+ms_datetime(long long ms)
+{
+    long long days = ms / 86400000LL;
+    long long rem = ms % 86400000LL;
+    /* civil_from_days (H. Hinnant) */
+    long long z = days + 719468;
+    long long era = z / 146097;
+    long long doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long y = yoe + era * 400;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    long long mp = (5 * doy + 2) / 153;
+    long long d = doy - (153 * mp + 2) / 5 + 1;
+    long long m = mp < 10 ? mp + 3 : mp - 9;
+    if (m <= 2) {
+        y += 1;
+    }
+    return PyDateTimeAPI->DateTime_FromDateAndTime(
+        (int)y, (int)m, (int)d, (int)(rem / 3600000LL), (int)(rem / 60000LL % 60),
+        (int)(rem / 1000LL % 60), (int)(rem % 1000LL) * 1000, PyDateTime_TimeZone_UTC,
+        PyDateTimeAPI->DateTimeType);
+}
+
+/* Decimal of a number text through `fn` (the numbers LRU or Decimal itself). */
+static PyObject *
+decimal_of(PyObject *fn, const char *s, Py_ssize_t n)
+{
+    PyObject *t = PyUnicode_FromStringAndSize(s, n);
+    if (t == NULL) {
+        return NULL;
+    }
+    PyObject *d = PyObject_CallOneArg(fn, t);
+    Py_DECREF(t);
+    return d;
+}
+
+/* Parse a missed unit (the text between its braces) and store its levels as
+ * UnitCache.__missing__ does. 1 stored, 0 not a unit this code takes (nothing stored),
+ * -1 an exception (set). */
+static int
+unit_miss(Book *self, PyObject *key)
+{
+    const Names *names = &NAMES[self->fmt];
+    Cur c = {PyBytes_AS_STRING(key), PyBytes_AS_STRING(key) + PyBytes_GET_SIZE(key)};
+    const char *num[U_COUNT] = {NULL};
+    Py_ssize_t len[U_COUNT] = {0};
+    for (int i = 0; i < U_COUNT; i++) {
+        const char *s;
+        Py_ssize_t n;
+        int integer, k;
+        if (!str_raw(&c, &s, &n) || !expect(&c, ':')) {
+            return 0;
+        }
+        for (k = 0; k < U_COUNT; k++) {
+            if (key_is(s, n, names->unit[k], (Py_ssize_t)strlen(names->unit[k]))) {
+                break;
+            }
+        }
+        if (k == U_COUNT || num[k] != NULL || !number(&c, &num[k], &len[k], &integer)) {
+            return 0;
+        }
+        if (i < U_COUNT - 1 && !expect(&c, ',')) {
+            return 0; /* after the last field only whitespace may follow (checked below) */
+        }
+    }
+    ws(&c);
+    if (c.p != c.end) {
+        return 0;
+    }
+    PyObject *v[U_COUNT] = {NULL};
+    int truth[U_COUNT];
+    for (int k = 0; k < U_COUNT; k++) {
+        v[k] = decimal_of(self->numbers, num[k], len[k]);
+        if (v[k] == NULL || (truth[k] = PyObject_IsTrue(v[k])) < 0) {
+            goto error;
+        }
+    }
+    PyObject *ask = truth[U_AP] && truth[U_AS] ? PyTuple_Pack(2, v[U_AP], v[U_AS])
+                                               : Py_NewRef(Py_None);
+    PyObject *bid = truth[U_BP] && truth[U_BS] ? PyTuple_Pack(2, v[U_BP], v[U_BS])
+                                               : Py_NewRef(Py_None);
+    for (int k = 0; k < U_COUNT; k++) {
+        Py_CLEAR(v[k]);
+    }
+    if (ask == NULL || bid == NULL) {
+        Py_XDECREF(ask);
+        Py_XDECREF(bid);
+        return -1;
+    }
+    /* as UnitCache.__missing__: clear both sides once `_capacity` units are held */
+    int rc = -1;
+    PyObject *cap_obj = PyObject_GetAttr(self->units, self->s_capacity);
+    if (cap_obj == NULL) {
+        goto done;
+    }
+    Py_ssize_t cap = PyLong_AsSsize_t(cap_obj);
+    Py_DECREF(cap_obj);
+    if (cap == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    if (PyDict_GET_SIZE(self->units) >= cap) {
+        PyDict_Clear(self->units);
+        PyDict_Clear(self->bids);
+        PyObject *clears = PyObject_GetAttr(self->units, self->s_clears);
+        if (clears == NULL) {
+            goto done;
+        }
+        PyObject *one = PyLong_FromLong(1);
+        PyObject *more = one == NULL ? NULL : PyNumber_Add(clears, one);
+        Py_DECREF(clears);
+        Py_XDECREF(one);
+        if (more == NULL) {
+            goto done;
+        }
+        int set = PyObject_SetAttr(self->units, self->s_clears, more);
+        Py_DECREF(more);
+        if (set < 0) {
+            goto done;
+        }
+        if (PySet_GET_SIZE(self->empty_keys) > cap && PySet_Clear(self->empty_keys) < 0) {
+            goto done;
+        }
+    }
+    if ((ask == Py_None || bid == Py_None) && PySet_Add(self->empty_keys, key) < 0) {
+        goto done;
+    }
+    if (PyDict_SetItem(self->units, key, ask) < 0 || PyDict_SetItem(self->bids, key, bid) < 0) {
+        goto done;
+    }
+    rc = 1;
+done:
+    Py_DECREF(ask);
+    Py_DECREF(bid);
+    return rc;
+error:
+    for (int k = 0; k < U_COUNT; k++) {
+        Py_XDECREF(v[k]);
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------ one frame */
+
+typedef struct {
+    const char *s;
+    Py_ssize_t n;
+} Span;
+
+/* The frame's events (a new list), Py_None (new reference: not taken) or NULL with an
+ * exception set (only for errors the caller must not swallow: none today). */
+static PyObject *
+book(Book *self, PyObject *frame, PyObject *receive_time)
+{
+    const char *buf;
+    Py_ssize_t size;
+    if (PyBytes_CheckExact(frame)) {
+        buf = PyBytes_AS_STRING(frame);
+        size = PyBytes_GET_SIZE(frame);
+    }
+    else if (PyUnicode_CheckExact(frame)) {
+        buf = PyUnicode_AsUTF8AndSize(frame, &size);
+        if (buf == NULL) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+    }
+    else {
+        Py_RETURN_NONE;
+    }
+    const Names *names = &NAMES[self->fmt];
+    Py_ssize_t klen[K_COUNT];
+    for (int k = 0; k < K_COUNT; k++) {
+        klen[k] = (Py_ssize_t)strlen(names->frame[k]);
+    }
+    Span field[K_COUNT] = {{NULL, 0}};
+    Span unit[MAX_UNITS];
+    Py_ssize_t nunits = 0;
+    long long ms = 0;
+    unsigned seen = 0;
+    Cur c = {buf, buf + size};
+
+    /* -- parse: the whole frame, nothing built yet */
+    if (!expect(&c, '{')) {
+        Py_RETURN_NONE;
+    }
+    for (;;) {
+        const char *s;
+        Py_ssize_t n;
+        int integer, k;
+        if (!str_raw(&c, &s, &n) || !expect(&c, ':')) {
+            Py_RETURN_NONE;
+        }
+        for (k = 0; k < K_COUNT; k++) {
+            if (key_is(s, n, names->frame[k], klen[k])) {
+                break;
+            }
+        }
+        if (k < K_COUNT) {
+            if (seen & (1u << k)) {
+                Py_RETURN_NONE; /* a duplicate key */
+            }
+            seen |= 1u << k;
+        }
+        switch (k) {
+            case K_TY:
+                if (!str_raw(&c, &s, &n) || !key_is(s, n, "orderbook", 9)) {
+                    Py_RETURN_NONE;
+                }
+                break;
+            case K_CD:
+                if (!str_raw(&c, &field[K_CD].s, &field[K_CD].n)) {
+                    Py_RETURN_NONE;
+                }
+                break;
+            case K_TMS:
+                if (!number(&c, &s, &n, &integer) || !integer || n > 15) {
+                    Py_RETURN_NONE; /* up to 15 digits: within datetime's range below */
+                }
+                ms = 0;
+                for (Py_ssize_t i = 0; i < n; i++) {
+                    ms = ms * 10 + (s[i] - '0');
+                }
+                break;
+            case K_TAS:
+            case K_TBS:
+                if (!number(&c, &field[k].s, &field[k].n, &integer)) {
+                    Py_RETURN_NONE;
+                }
+                break;
+            case K_OBU:
+                if (!expect(&c, '[')) {
+                    Py_RETURN_NONE;
+                }
+                for (;;) {
+                    if (!expect(&c, '{') || nunits == MAX_UNITS) {
+                        Py_RETURN_NONE; /* an empty list too: left to Python */
+                    }
+                    const char *start = c.p, *q = c.p;
+                    /* a flat object: the text up to its closing brace (strings skipped) */
+                    while (q < c.end && *q != '}') {
+                        if (*q == '{' || *q == '[' || *q == '\\') {
+                            Py_RETURN_NONE;
+                        }
+                        if (*q == '"') {
+                            q++;
+                            while (q < c.end && *q != '"' && *q != '\\') {
+                                q++;
+                            }
+                            if (q >= c.end || *q == '\\') {
+                                Py_RETURN_NONE;
+                            }
+                        }
+                        q++;
+                    }
+                    if (q >= c.end) {
+                        Py_RETURN_NONE;
+                    }
+                    unit[nunits].s = start;
+                    unit[nunits].n = q - start;
+                    nunits++;
+                    c.p = q + 1;
+                    if (expect(&c, ',')) {
+                        continue;
+                    }
+                    if (expect(&c, ']')) {
+                        break;
+                    }
+                    Py_RETURN_NONE;
+                }
+                break;
+            case K_ST:
+                ws(&c);
+                if (c.end - c.p >= 4 && memcmp(c.p, "null", 4) == 0) {
+                    c.p += 4;
+                }
+                else if (!str_raw(&c, &s, &n)) {
+                    Py_RETURN_NONE;
+                }
+                break;
+            default:
+                if (!skip_scalar(&c)) {
+                    Py_RETURN_NONE;
+                }
+        }
+        if (expect(&c, ',')) {
+            continue;
+        }
+        if (expect(&c, '}')) {
+            break;
+        }
+        Py_RETURN_NONE;
+    }
+    ws(&c);
+    const unsigned required = (1u << K_TY) | (1u << K_CD) | (1u << K_TMS) | (1u << K_TAS) |
+                              (1u << K_TBS) | (1u << K_OBU);
+    if (c.p != c.end || (seen & required) != required) {
+        Py_RETURN_NONE;
+    }
+
+    /* -- levels: each unit text through the cache (a miss parsed and stored) */
+    PyObject *asks[MAX_UNITS], *bids[MAX_UNITS];
+    Py_ssize_t na = 0, nb = 0;
+    PyObject *code = NULL, *tas = NULL, *tbs = NULL, *when = NULL, *ask_t = NULL, *bid_t = NULL;
+    PyObject *depth = NULL, *event = NULL, *out = NULL;
+    for (Py_ssize_t i = 0; i < nunits; i++) {
+        PyObject *key = PyBytes_FromStringAndSize(unit[i].s, unit[i].n);
+        if (key == NULL) {
+            goto fallback;
+        }
+        PyObject *ask = PyDict_GetItemWithError(self->units, key);
+        PyObject *bid = ask == NULL ? NULL : PyDict_GetItemWithError(self->bids, key);
+        if (bid == NULL) {
+            if (PyErr_Occurred()) {
+                Py_DECREF(key);
+                goto fallback;
+            }
+            int rc = unit_miss(self, key);
+            if (rc <= 0) {
+                Py_DECREF(key);
+                goto fallback;
+            }
+            ask = PyDict_GetItemWithError(self->units, key);
+            bid = ask == NULL ? NULL : PyDict_GetItemWithError(self->bids, key);
+            if (bid == NULL) {
+                Py_DECREF(key);
+                goto fallback;
+            }
+        }
+        Py_DECREF(key);
+        /* strong references: a later miss may clear the cache */
+        if (ask != Py_None) {
+            asks[na++] = Py_NewRef(ask);
+        }
+        if (bid != Py_None) {
+            bids[nb++] = Py_NewRef(bid);
+        }
+    }
+
+    /* -- the event */
+    code = PyUnicode_DecodeUTF8(field[K_CD].s, field[K_CD].n, NULL);
+    tas = decimal_of(self->decimal, field[K_TAS].s, field[K_TAS].n);
+    tbs = decimal_of(self->decimal, field[K_TBS].s, field[K_TBS].n);
+    when = ms_datetime(ms);
+    ask_t = PyTuple_New(na);
+    bid_t = PyTuple_New(nb);
+    depth = PyLong_FromSsize_t(na > nb ? na : nb);
+    if (code == NULL || tas == NULL || tbs == NULL || when == NULL || ask_t == NULL ||
+        bid_t == NULL || depth == NULL) {
+        goto fallback;
+    }
+    for (Py_ssize_t i = 0; i < na; i++) {
+        PyTuple_SET_ITEM(ask_t, i, asks[i]);
+    }
+    na = 0;
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        PyTuple_SET_ITEM(bid_t, i, bids[i]);
+    }
+    nb = 0;
+    PyObject *sym = PyDict_GetItemWithError(self->markets, code);
+    if (sym == NULL) {
+        if (PyErr_Occurred()) {
+            goto fallback;
+        }
+        PyObject *call[2] = {code, receive_time};
+        sym = PyObject_Vectorcall(self->market_fn, call, 2, NULL);
+    }
+    else {
+        Py_INCREF(sym);
+    }
+    if (sym == NULL) {
+        goto fallback; /* the Python path raises the same error */
+    }
+    if (!PyTuple_CheckExact(sym) || PyTuple_GET_SIZE(sym) != 2) {
+        Py_DECREF(sym);
+        goto fallback;
+    }
+    if (PyTuple_GET_SIZE(ask_t) && PyTuple_GET_SIZE(bid_t)) {
+        int crossed = PyObject_RichCompareBool(
+            PyTuple_GET_ITEM(PyTuple_GET_ITEM(bid_t, 0), 0),
+            PyTuple_GET_ITEM(PyTuple_GET_ITEM(ask_t, 0), 0), Py_GE);
+        if (crossed != 0) {
+            Py_DECREF(sym);
+            goto fallback; /* crossed (or not comparable): the Python path raises */
+        }
+    }
+    PyObject *args[BOOK_NKW] = {self->venue, PyTuple_GET_ITEM(sym, 0), PyTuple_GET_ITEM(sym, 1),
+                                when,        receive_time,             bid_t,
+                                ask_t,       depth,                    tbs,
+                                tas};
+    event = PyObject_Vectorcall(self->book_type, args, 0, self->kw);
+    Py_DECREF(sym);
+    if (event == NULL) {
+        goto fallback;
+    }
+    out = PyList_New(1);
+    if (out == NULL) {
+        goto fallback;
+    }
+    PyList_SET_ITEM(out, 0, event);
+    event = NULL;
+    goto done;
+fallback:
+    PyErr_Clear();
+    out = Py_NewRef(Py_None);
+done:
+    for (Py_ssize_t i = 0; i < na; i++) {
+        Py_DECREF(asks[i]);
+    }
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        Py_DECREF(bids[i]);
+    }
+    Py_XDECREF(code);
+    Py_XDECREF(tas);
+    Py_XDECREF(tbs);
+    Py_XDECREF(when);
+    Py_XDECREF(ask_t);
+    Py_XDECREF(bid_t);
+    Py_XDECREF(depth);
+    Py_XDECREF(event);
+    return out;
+}
+
+static PyObject *
+Book_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Book *self = (Book *)op;
+    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "Book(frame, receive_time) takes 2 arguments");
+        return NULL;
+    }
+    if (self->units == NULL) { /* cleared by the garbage collector */
+        Py_RETURN_NONE;
+    }
+    return book(self, args[0], args[1]);
+}
+
+PyDoc_STRVAR(Book_doc,
+"Book(default, venue, book_type, units, bids, empty_keys, numbers, markets, market, decimal)\n\n"
+"Called as book(frame, receive_time) (frame: str or bytes, one Upbit orderbook frame in\n"
+"the DEFAULT format if `default` else SIMPLE): a list with one BookSnapshot, or None\n"
+"for any frame it does not take (the caller then decodes it the Python way). units,\n"
+"bids, empty_keys, numbers: a UnitCache, its bids dict, its empty_keys set and its\n"
+"numbers LRU; markets: code -> (symbol, native code); market(code, receive_time):\n"
+"resolves and records a code seen for the first time.");
+
+static PyTypeObject BookType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "marketfeed_upbit._cupbit.Book",
+    .tp_basicsize = sizeof(Book),
+    .tp_dealloc = (destructor)Book_dealloc,
+    .tp_vectorcall_offset = offsetof(Book, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)Book_traverse,
+    .tp_clear = (inquiry)Book_clear,
+    .tp_doc = Book_doc,
+    .tp_new = Book_new,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_cupbit", "C fast path of the Upbit normaliser (optional).", -1,
+    NULL, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__cupbit(void)
+{
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL) {
+        return NULL;
+    }
+    if (PyType_Ready(&BookType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&BookType);
+    if (PyModule_AddObject(m, "Book", (PyObject *)&BookType) < 0) {
+        Py_DECREF(&BookType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,33 @@
+"""Optional C fast path of the Upbit normaliser (``_cupbit.c``); used by ``_normalise``.
+
+It does exactly what the Python path does for the orderbook frames it accepts, and returns
+``None`` for every other frame (the normaliser then decodes it the Python way).
+"""
+
+import datetime as _dt
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+class Book:
+    """``Book(...)(frame, receive_time)`` (frame: str or bytes, one orderbook frame in the
+    DEFAULT format if ``default`` else SIMPLE): ``[BookSnapshot]``, or ``None`` for a frame
+    it does not take. ``units``, ``bids``, ``empty_keys``, ``numbers``: a ``UnitCache``, its
+    ``bids`` dict, its ``empty_keys`` set and its ``numbers`` LRU; ``markets``: code ->
+    ``(symbol, native code)``; ``market(code, receive_time)`` resolves a new code."""
+
+    def __init__(
+        self,
+        default: bool,
+        venue: str,
+        book_type: type[Any],
+        units: dict[bytes, Any],
+        bids: dict[bytes, Any],
+        empty_keys: set[bytes],
+        numbers: Callable[[str], Decimal],
+        markets: dict[str, tuple[str, str]],
+        market: Callable[[str, _dt.datetime], tuple[str, str]],
+        decimal: type[Decimal],
+        /,
+    ) -> None: ...
+    def __call__(self, frame: str | bytes, receive_time: _dt.datetime, /) -> list[Any] | None: ...
