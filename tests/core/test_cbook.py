@@ -613,3 +613,21 @@ def test_book_crc32_pairs_equal_in_both_implementations(
             assert book.crc32_pairs(n, sep) == want
     finally:
         _book._c = saved
+
+
+@pytest.mark.parametrize("impl", ["c", "python"])
+def test_depths_beyond_a_machine_integer_work_as_in_python(impl: str) -> None:
+    """A depth such as ``10**30`` (Python slices clamp it) is clamped in C as well."""
+    saved = _book._c
+    _book._c = cbook if impl == "c" else None
+    try:
+        book = L2Book("t", "A-B", "AB")
+        book.apply_snapshot([("2", "1"), ("1", "1")], [("3", "1")])
+        assert book.top(10**30) == book.top()
+        assert book.top(-(10**30)) == ((), ())
+        book.raw_columns(10**30)  # the book now watches that many levels
+        book.apply_delta([("2.5", "4")], [("3", "0"), ("4", "2")])
+        assert book.raw_top(10) == ([("2.5", "4"), ("2", "1"), ("1", "1")], [("4", "2")])
+        assert book.crc32_pairs(10**30) == zlib.crc32(b"2.5:4:4:2:2:1:1:1")
+    finally:
+        _book._c = saved

@@ -205,7 +205,7 @@ apply_side(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     PyObject *index = args[0], *keys = args[1], *pxs = args[2], *szs = args[3];
     int neg = PyObject_IsTrue(args[4]);
     PyObject *tops = args[5], *sep = args[6], *levels = args[7];
-    Py_ssize_t watch = PyLong_AsSsize_t(args[8]);
+    Py_ssize_t watch = PyNumber_AsSsize_t(args[8], NULL);
     if (neg < 0 || (watch == -1 && PyErr_Occurred())) {
         return NULL;
     }
@@ -595,7 +595,7 @@ crc32_pairs(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    Py_ssize_t n = PyLong_AsSsize_t(args[4]);
+    Py_ssize_t n = PyNumber_AsSsize_t(args[4], NULL);
     if (n == -1 && PyErr_Occurred()) {
         return NULL;
     }
@@ -739,7 +739,7 @@ decimal_levels(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t narg
         PyErr_SetString(PyExc_TypeError, "decimal_levels(): cache must be a dict");
         return NULL;
     }
-    Py_ssize_t capacity = PyLong_AsSsize_t(args[3]);
+    Py_ssize_t capacity = PyNumber_AsSsize_t(args[3], NULL);
     if (capacity == -1 && PyErr_Occurred()) {
         return NULL;
     }
@@ -815,7 +815,7 @@ decimal_columns(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nar
         count = PyList_GET_SIZE(szs);
     }
     if (args[2] != Py_None) {
-        Py_ssize_t n = PyLong_AsSsize_t(args[2]);
+        Py_ssize_t n = PyNumber_AsSsize_t(args[2], NULL);
         if (n == -1 && PyErr_Occurred()) {
             return NULL;
         }
