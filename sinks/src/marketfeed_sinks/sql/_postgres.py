@@ -203,7 +203,9 @@ class PostgresWriter(Writer):
         specs = self.specs.values()
         self._values_sql = {s.name: insert_values_sql(s, "postgresql", "%s") for s in specs}
         self._select_sql = {s.name: insert_select_sql(s, _stage_name(s)) for s in specs}
-        self._types = {s.name: [_pg_type(s, c) for c in s.columns] for s in specs}
+        # Builtin type OIDs, resolved once (set_types by name looks each one up per COPY).
+        registry = psycopg.adapters.types
+        self._types = {s.name: [registry[_pg_type(s, c)].oid for c in s.columns] for s in specs}
         cols = {s.name: ", ".join(quote(c) for c in s.columns) for s in specs}
         method = self.options.pg_bulk
         self._executemany = method == "executemany"
