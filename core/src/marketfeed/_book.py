@@ -20,6 +20,13 @@ if two different prices ever round to the same double, see ``_Side``). Replacing
 dict lookup, a bisect and a list store; the top ``n`` raw levels are four list slices. The
 book tracks whether an update touched its top levels, so the venue checksum (a function of
 the top levels only) is recomputed only when they changed.
+
+Optional C speedups (``marketfeed._cbook``, ``_cbook.c``): when compiled (and unless the
+environment variable ``MARKETFEED_PURE_PYTHON=1`` is set at import) delta upkeep, snapshot
+load, the str -> Decimal conversions of emitted levels and :meth:`L2Book.crc32_pairs` run in
+C on these same lists and dict; the C code hands every case it does not take back to the
+Python code below, so behaviour is identical (``tests/core/test_cbook.py``). ``SPEEDUPS``
+says which implementation is active.
 """
 
 from __future__ import annotations
@@ -893,7 +900,8 @@ class L2Book:
         the other side's continue alone. OKX (top 25, ``:``; its value is this one as a
         signed 32-bit integer), Bitget and others checksum exactly this. Like
         :meth:`raw_columns`, raises the depth the book watches to ``n`` (memoisation).
-        With the C speedups no string is built (about 10x faster); equal to
+        With the C speedups no Python string is built (OKX's top 25 of a 400-level book:
+        ~0.65 µs, 2.5x less than joining and ``zlib.crc32`` in Python); equal to
         ``zlib.crc32(sep.join(parts).encode())`` over the same parts.
 
         Returns:
