@@ -16,6 +16,7 @@ Usage::
     python bench/sink/bench_sink.py            # full run (about two minutes)
     python bench/sink/bench_sink.py --quick    # smaller totals
     python bench/sink/bench_sink.py --markdown # also print the README table
+    python bench/sink/bench_sink.py --methods-only  # only the PostgreSQL method table
 
 PostgreSQL: ``MARKETFEED_TEST_POSTGRES_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``); skipped when unreachable.
