@@ -9,9 +9,10 @@
  *   - each unit's text (between its braces) is looked up in the session's UnitCache (asks
  *     in the cache itself, bids in its `bids` dict): the same keys and values the Python
  *     path uses. A miss parses the unit here (exactly the four fields, plain non-negative
- *     JSON numbers, each once) with the numbers from the cache's `numbers` LRU (number text
- *     -> Decimal, as msgspec's float_hook gets it) and stores it as UnitCache.__missing__
- *     does (same capacity check, `clears` counter and `empty_keys`);
+ *     JSON numbers, each once), each number Decimal(text) (what msgspec's float_hook gets
+ *     and the UnitCache's `numbers` makes of it; kept in a bounded table of number texts),
+ *     and stores it as UnitCache.__missing__ does (same capacity check, `clears` counter and
+ *     `empty_keys`);
  *   - totals are Decimal(text), as msgspec decodes a Decimal field; the event time is the
  *     UTC datetime of the epoch milliseconds (== datetime.fromtimestamp(ms / 1000, UTC));
  *   - the market is resolved through the handler's `markets` dict, or `market(code,
@@ -33,6 +34,11 @@
 #include <string.h>
 
 #define MAX_UNITS 64
+
+/* Bytes that end the scan of a unit's text ('}', '"', '{', '[', '\\', NUL) and of a
+ * string inside it ('"', '\\', control characters, NUL); set in PyInit__cupbit. */
+static unsigned char UNIT_STOP[256];
+static unsigned char STR_STOP[256];
 #define MAX_NUMBER 64
 
 /* ------------------------------------------------------------------ parser */
@@ -199,6 +205,43 @@ static const Names NAMES[2] = {
      {"ask_price", "bid_price", "ask_size", "bid_size"}},
 };
 
+/* ------------------------------------------------------------------ unit index */
+
+typedef struct {
+    uint64_t hash;
+    char *key; /* NULL: empty slot */
+    Py_ssize_t len;
+    PyObject *ask; /* level tuple or None */
+    PyObject *bid;
+} Slot;
+
+typedef struct {
+    Slot *slots;  /* NULL: no table yet */
+    size_t mask;  /* slots - 1 (a power of two) */
+    size_t used;
+} Table;
+
+#define NUMBERS_MAX 65536
+
+static inline uint64_t
+hash_bytes(const char *p, Py_ssize_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+        h ^= h >> 32;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, (size_t)n);
+    h = (h ^ w) * 0xC4CEB9FE1A85EC53ULL;
+    h ^= h >> 29;
+    return h;
+}
+
 /* ------------------------------------------------------------------ the type */
 
 typedef struct {
@@ -210,13 +253,21 @@ typedef struct {
     PyObject *units;      /* UnitCache: unit text -> ask level */
     PyObject *bids;       /* UnitCache.bids: unit text -> bid level */
     PyObject *empty_keys; /* UnitCache.empty_keys */
-    PyObject *numbers;    /* UnitCache.numbers: number text -> Decimal */
     PyObject *markets;    /* code -> (symbol, native code) */
     PyObject *market_fn;  /* market(code, receive_time) */
     PyObject *decimal;    /* decimal.Decimal */
     PyObject *kw;         /* kwnames of BookSnapshot(...) */
     PyObject *s_capacity;
     PyObject *s_clears;
+    /* The unit index: unit text -> (ask, bid), in front of the UnitCache (whose bytes keys
+     * cost an allocation, a SipHash and two lookups with a rich compare per unit). It holds
+     * what the UnitCache holds (every entry was read from or stored in it), is emptied
+     * whenever the UnitCache is (its `clears` counter moved, or it is as full as the
+     * UnitCache's `_capacity`), and is this normaliser's own (the UnitCache is the session's). */
+    Table ix;
+    Table nums;       /* number text -> Decimal (values in `ask`), at most NUMBERS_MAX */
+    Py_ssize_t cap;   /* the UnitCache's `_capacity` when last read */
+    PyObject *clears; /* the UnitCache's `clears` when last read */
 } Book;
 
 static int
@@ -227,22 +278,69 @@ Book_traverse(Book *self, visitproc visit, void *arg)
     Py_VISIT(self->units);
     Py_VISIT(self->bids);
     Py_VISIT(self->empty_keys);
-    Py_VISIT(self->numbers);
     Py_VISIT(self->markets);
     Py_VISIT(self->market_fn);
     Py_VISIT(self->decimal);
+    Py_VISIT(self->clears);
+    for (size_t i = 0; self->ix.slots != NULL && i <= self->ix.mask; i++) {
+        Py_VISIT(self->ix.slots[i].ask);
+        Py_VISIT(self->ix.slots[i].bid);
+    }
     return 0;
+}
+
+static void
+index_clear(Slot *slots, size_t mask)
+{
+    if (slots == NULL) {
+        return;
+    }
+    for (size_t i = 0; i <= mask; i++) {
+        if (slots[i].key != NULL) {
+            PyMem_Free(slots[i].key);
+            slots[i].key = NULL;
+            Py_CLEAR(slots[i].ask);
+            Py_XSETREF(slots[i].bid, NULL);
+        }
+    }
+}
+
+static void
+table_free(Table *t)
+{
+    Slot *slots = t->slots;
+    size_t mask = t->mask;
+    t->slots = NULL;
+    t->mask = 0;
+    t->used = 0;
+    index_clear(slots, mask); /* may run Python code (decref): the table is detached first */
+    PyMem_Free(slots);
+}
+
+/* Empty a table, keeping its size. */
+static void
+table_empty(Table *t)
+{
+    Slot *slots = t->slots;
+    t->used = 0;
+    if (slots != NULL) {
+        t->slots = NULL; /* detached while values are released (a decref may run Python) */
+        index_clear(slots, t->mask);
+        t->slots = slots;
+    }
 }
 
 static int
 Book_clear(Book *self)
 {
+    table_free(&self->ix);
+    table_free(&self->nums);
+    Py_CLEAR(self->clears);
     Py_CLEAR(self->venue);
     Py_CLEAR(self->book_type);
     Py_CLEAR(self->units);
     Py_CLEAR(self->bids);
     Py_CLEAR(self->empty_keys);
-    Py_CLEAR(self->numbers);
     Py_CLEAR(self->markets);
     Py_CLEAR(self->market_fn);
     Py_CLEAR(self->decimal);
@@ -272,14 +370,14 @@ static PyObject *
 Book_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     int fmt;
-    PyObject *venue, *book_type, *units, *bids, *empty_keys, *numbers, *markets, *market_fn,
+    PyObject *venue, *book_type, *units, *bids, *empty_keys, *markets, *market_fn,
         *decimal;
     if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
         PyErr_SetString(PyExc_TypeError, "Book() takes positional arguments only");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "pUOO!O!O!OO!OO:Book", &fmt, &venue, &book_type, &PyDict_Type,
-                          &units, &PyDict_Type, &bids, &PySet_Type, &empty_keys, &numbers,
+    if (!PyArg_ParseTuple(args, "pUOO!O!O!O!OO:Book", &fmt, &venue, &book_type, &PyDict_Type,
+                          &units, &PyDict_Type, &bids, &PySet_Type, &empty_keys,
                           &PyDict_Type, &markets, &market_fn, &decimal)) {
         return NULL;
     }
@@ -293,7 +391,6 @@ Book_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->units = Py_NewRef(units);
     self->bids = Py_NewRef(bids);
     self->empty_keys = Py_NewRef(empty_keys);
-    self->numbers = Py_NewRef(numbers);
     self->markets = Py_NewRef(markets);
     self->market_fn = Py_NewRef(market_fn);
     self->decimal = Py_NewRef(decimal);
@@ -345,7 +442,7 @@ ms_datetime(long long ms)
         PyDateTimeAPI->DateTimeType);
 }
 
-/* Decimal of a number text through `fn` (the numbers LRU or Decimal itself). */
+/* fn(text) of a number text (fn: decimal.Decimal). */
 static PyObject *
 decimal_of(PyObject *fn, const char *s, Py_ssize_t n)
 {
@@ -355,6 +452,35 @@ decimal_of(PyObject *fn, const char *s, Py_ssize_t n)
     }
     PyObject *d = PyObject_CallOneArg(fn, t);
     Py_DECREF(t);
+    return d;
+}
+
+static inline Slot *index_slot(Table *t, uint64_t h, const char *s, Py_ssize_t n);
+static int index_put(Table *t, uint64_t h, const char *s, Py_ssize_t n, PyObject *ask,
+                     PyObject *bid);
+
+/* Decimal(text) of a number text in a unit, through the number table (a new reference). */
+static PyObject *
+number_of(Book *self, const char *s, Py_ssize_t n)
+{
+    uint64_t h = hash_bytes(s, n);
+    if (self->nums.slots != NULL) {
+        Slot *slot = index_slot(&self->nums, h, s, n);
+        if (slot->key != NULL) {
+            return Py_NewRef(slot->ask);
+        }
+    }
+    PyObject *d = decimal_of(self->decimal, s, n);
+    if (d == NULL) {
+        return NULL;
+    }
+    if (self->nums.used >= NUMBERS_MAX) {
+        table_empty(&self->nums);
+    }
+    if (!index_put(&self->nums, h, s, n, d, NULL)) {
+        Py_DECREF(d);
+        return NULL;
+    }
     return d;
 }
 
@@ -394,7 +520,7 @@ unit_miss(Book *self, PyObject *key)
     PyObject *v[U_COUNT] = {NULL};
     int truth[U_COUNT];
     for (int k = 0; k < U_COUNT; k++) {
-        v[k] = decimal_of(self->numbers, num[k], len[k]);
+        v[k] = number_of(self, num[k], len[k]);
         if (v[k] == NULL || (truth[k] = PyObject_IsTrue(v[k])) < 0) {
             goto error;
         }
@@ -461,6 +587,92 @@ error:
         Py_XDECREF(v[k]);
     }
     return -1;
+}
+
+/* The slot of `s[:n]` (hash h): its entry, or the empty slot where it would go. */
+static inline Slot *
+index_slot(Table *t, uint64_t h, const char *s, Py_ssize_t n)
+{
+    size_t i = (size_t)h & t->mask;
+    for (;;) {
+        Slot *slot = &t->slots[i];
+        if (slot->key == NULL ||
+            (slot->hash == h && slot->len == n && memcmp(slot->key, s, (size_t)n) == 0)) {
+            return slot;
+        }
+        i = (i + 1) & t->mask;
+    }
+}
+
+/* Empty the index when the UnitCache was emptied since the last look (its `clears`
+ * moved) or when the index is as full as the UnitCache may be. 0 on error. */
+static int
+index_sync(Book *self)
+{
+    PyObject *clears = PyObject_GetAttr(self->units, self->s_clears);
+    if (clears == NULL) {
+        return 0;
+    }
+    int moved = self->clears == NULL ? 1 : PyObject_RichCompareBool(clears, self->clears, Py_NE);
+    if (moved < 0) {
+        Py_DECREF(clears);
+        return 0;
+    }
+    Py_XSETREF(self->clears, clears);
+    PyObject *cap_obj = PyObject_GetAttr(self->units, self->s_capacity);
+    if (cap_obj == NULL) {
+        return 0;
+    }
+    self->cap = PyLong_AsSsize_t(cap_obj);
+    Py_DECREF(cap_obj);
+    if (self->cap == -1 && PyErr_Occurred()) {
+        return 0;
+    }
+    if (moved || (Py_ssize_t)self->ix.used >= self->cap) {
+        table_empty(&self->ix);
+    }
+    return 1;
+}
+
+/* Remember `s[:n]` -> (ask, bid) (new references taken). 0 on error (nothing stored). */
+static int
+index_put(Table *t, uint64_t h, const char *s, Py_ssize_t n, PyObject *ask, PyObject *bid)
+{
+    if (t->slots == NULL || (t->used + 1) * 2 > t->mask + 1) {
+        size_t size = t->slots == NULL ? 256 : (t->mask + 1) * 2;
+        Slot *fresh = PyMem_Calloc(size, sizeof(Slot));
+        if (fresh == NULL) {
+            PyErr_NoMemory();
+            return 0;
+        }
+        Slot *old = t->slots;
+        size_t old_mask = t->mask;
+        t->slots = fresh;
+        t->mask = size - 1;
+        for (size_t i = 0; old != NULL && i <= old_mask; i++) {
+            if (old[i].key != NULL) {
+                *index_slot(t, old[i].hash, old[i].key, old[i].len) = old[i];
+            }
+        }
+        PyMem_Free(old);
+    }
+    Slot *slot = index_slot(t, h, s, n);
+    if (slot->key != NULL) {
+        return 1; /* already there */
+    }
+    char *key = PyMem_Malloc((size_t)n + 1);
+    if (key == NULL) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    memcpy(key, s, (size_t)n);
+    slot->hash = h;
+    slot->key = key;
+    slot->len = n;
+    slot->ask = Py_NewRef(ask);
+    slot->bid = Py_XNewRef(bid);
+    t->used++;
+    return 1;
 }
 
 /* ------------------------------------------------------------------ one frame */
@@ -560,24 +772,26 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
                         Py_RETURN_NONE; /* an empty list too: left to Python */
                     }
                     const char *start = c.p, *q = c.p;
-                    /* a flat object: the text up to its closing brace (strings skipped) */
-                    while (q < c.end && *q != '}') {
-                        if (*q == '{' || *q == '[' || *q == '\\') {
-                            Py_RETURN_NONE;
-                        }
-                        if (*q == '"') {
+                    /* a flat object: the text up to its closing brace, strings skipped
+                     * (the buffer ends with a NUL, which stops both scans) */
+                    for (;;) {
+                        while (!UNIT_STOP[(unsigned char)*q]) {
                             q++;
-                            while (q < c.end && *q != '"' && *q != '\\') {
-                                q++;
-                            }
-                            if (q >= c.end || *q == '\\') {
-                                Py_RETURN_NONE;
-                            }
+                        }
+                        if (*q != '"') {
+                            break;
+                        }
+                        q++;
+                        while (!STR_STOP[(unsigned char)*q]) {
+                            q++;
+                        }
+                        if (*q != '"') {
+                            Py_RETURN_NONE; /* an escape, a control character, the end */
                         }
                         q++;
                     }
-                    if (q >= c.end) {
-                        Py_RETURN_NONE;
+                    if (*q != '}' || q >= c.end) {
+                        Py_RETURN_NONE; /* a nested value, an escape, a NUL, the end */
                     }
                     unit[nunits].s = start;
                     unit[nunits].n = q - start;
@@ -627,6 +841,19 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
     PyObject *code = NULL, *tas = NULL, *tbs = NULL, *when = NULL, *ask_t = NULL, *bid_t = NULL;
     PyObject *depth = NULL, *event = NULL, *out = NULL;
     for (Py_ssize_t i = 0; i < nunits; i++) {
+        uint64_t h = hash_bytes(unit[i].s, unit[i].n);
+        if (self->ix.slots != NULL) {
+            Slot *slot = index_slot(&self->ix, h, unit[i].s, unit[i].n);
+            if (slot->key != NULL) { /* the usual case: a unit seen before */
+                if (slot->ask != Py_None) {
+                    asks[na++] = Py_NewRef(slot->ask);
+                }
+                if (slot->bid != Py_None) {
+                    bids[nb++] = Py_NewRef(slot->bid);
+                }
+                continue;
+            }
+        }
         PyObject *key = PyBytes_FromStringAndSize(unit[i].s, unit[i].n);
         if (key == NULL) {
             goto fallback;
@@ -650,13 +877,21 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
                 goto fallback;
             }
         }
-        Py_DECREF(key);
         /* strong references: a later miss may clear the cache */
+        Py_INCREF(ask);
+        Py_INCREF(bid);
+        Py_DECREF(key);
+        int ok = index_sync(self) && index_put(&self->ix, h, unit[i].s, unit[i].n, ask, bid);
         if (ask != Py_None) {
             asks[na++] = Py_NewRef(ask);
         }
         if (bid != Py_None) {
             bids[nb++] = Py_NewRef(bid);
+        }
+        Py_DECREF(ask);
+        Py_DECREF(bid);
+        if (!ok) {
+            goto fallback;
         }
     }
 
@@ -759,12 +994,12 @@ Book_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kw
 }
 
 PyDoc_STRVAR(Book_doc,
-"Book(default, venue, book_type, units, bids, empty_keys, numbers, markets, market, decimal)\n\n"
+"Book(default, venue, book_type, units, bids, empty_keys, markets, market, decimal)\n\n"
 "Called as book(frame, receive_time) (frame: str or bytes, one Upbit orderbook frame in\n"
 "the DEFAULT format if `default` else SIMPLE): a list with one BookSnapshot, or None\n"
 "for any frame it does not take (the caller then decodes it the Python way). units,\n"
-"bids, empty_keys, numbers: a UnitCache, its bids dict, its empty_keys set and its\n"
-"numbers LRU; markets: code -> (symbol, native code); market(code, receive_time):\n"
+"bids, empty_keys: a UnitCache, its bids dict and its empty_keys set; markets: code ->\n"
+"(symbol, native code); market(code, receive_time):\n"
 "resolves and records a code seen for the first time.");
 
 static PyTypeObject BookType = {
@@ -789,6 +1024,12 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__cupbit(void)
 {
+    for (int i = 0; i < 0x20; i++) {
+        STR_STOP[i] = 1;
+    }
+    STR_STOP['"'] = STR_STOP['\\'] = 1;
+    UNIT_STOP[0] = UNIT_STOP['}'] = UNIT_STOP['"'] = UNIT_STOP['{'] = UNIT_STOP['['] = 1;
+    UNIT_STOP['\\'] = 1;
     PyDateTime_IMPORT;
     if (PyDateTimeAPI == NULL) {
         return NULL;

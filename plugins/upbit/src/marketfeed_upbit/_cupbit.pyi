@@ -12,9 +12,9 @@ from typing import Any
 class Book:
     """``Book(...)(frame, receive_time)`` (frame: str or bytes, one orderbook frame in the
     DEFAULT format if ``default`` else SIMPLE): ``[BookSnapshot]``, or ``None`` for a frame
-    it does not take. ``units``, ``bids``, ``empty_keys``, ``numbers``: a ``UnitCache``, its
-    ``bids`` dict, its ``empty_keys`` set and its ``numbers`` LRU; ``markets``: code ->
-    ``(symbol, native code)``; ``market(code, receive_time)`` resolves a new code."""
+    it does not take. ``units``, ``bids``, ``empty_keys``: a ``UnitCache``, its ``bids``
+    dict and its ``empty_keys`` set; ``markets``: code -> ``(symbol, native code)``;
+    ``market(code, receive_time)`` resolves a new code."""
 
     def __init__(
         self,
@@ -24,7 +24,6 @@ class Book:
         units: dict[bytes, Any],
         bids: dict[bytes, Any],
         empty_keys: set[bytes],
-        numbers: Callable[[str], Decimal],
         markets: dict[str, tuple[str, str]],
         market: Callable[[str, _dt.datetime], tuple[str, str]],
         decimal: type[Decimal],

@@ -467,7 +467,6 @@ class UpbitNormaliser:
                     units,
                     units.bids,
                     units.empty_keys,
-                    units.numbers,
                     markets,
                     market,
                     Decimal,
