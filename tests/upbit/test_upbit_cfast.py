@@ -117,6 +117,13 @@ C_ODD_FRAMES = [
     _book('[{"ap":1.5,"bp":1,"as":1,"bs":2,"x":1}]'),  # an unknown unit key
     _book('[{"ap":1.5,"bp":1,"as":1,"bs":null}]'),
     _book('[{ "ap" : 41.4 ,\n"bp":41.2,"as":1.0,"bs":2.0 }, {"ap":41.5,"bp":41.1,"as":1,"bs":2}]'),
+    # a '}' inside a unit that does not end it (the C cut stops there: left to Python), a NUL
+    _book('[{"ap":41.4,"bp":41.2,"as":1.0,"bs":2.0,"x":"}"},{"ap":42,"bp":41,"as":1,"bs":1}]'),
+    _book('[{"ap":41.4,"bp":41.2,"as":1.0,"bs":2.0,"x":{}},{"ap":42,"bp":41,"as":1,"bs":1}]'),
+    _book('[{"ap":41.4,"bp":41.2,"as":1.0,"bs":2.0,"x":"a},{"}]'),
+    _book('[{"ap":41.4,"bp":41.2,"as":1.0,"bs":2.0\x00}]'),
+    _book('[{"ap":41.4,"bp":41.2,"as":1.0,"bs":2.0,"x":"\x00}"}]'),
+    _book('[{"ap":41.4,"bp":41.2,"as":1.0,"bs":2.0,"x\\"":1}]'),
     # other keys: the new `lv` (level), unknown scalars and containers, a null stream type
     _book(_U, head='"lv":10000,'),
     _book(_U, head='"x":"y","z":true,"w":false,"v":null,"u":-1.5e3,'),

@@ -35,10 +35,6 @@
 
 #define MAX_UNITS 64
 
-/* Bytes that end the scan of a unit's text ('}', '"', '{', '[', '\\', NUL) and of a
- * string inside it ('"', '\\', control characters, NUL); set in PyInit__cupbit. */
-static unsigned char UNIT_STOP[256];
-static unsigned char STR_STOP[256];
 #define MAX_NUMBER 64
 
 /* ------------------------------------------------------------------ parser */
@@ -771,27 +767,15 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
                     if (!expect(&c, '{') || nunits == MAX_UNITS) {
                         Py_RETURN_NONE; /* an empty list too: left to Python */
                     }
-                    const char *start = c.p, *q = c.p;
-                    /* a flat object: the text up to its closing brace, strings skipped
-                     * (the buffer ends with a NUL, which stops both scans) */
-                    for (;;) {
-                        while (!UNIT_STOP[(unsigned char)*q]) {
-                            q++;
-                        }
-                        if (*q != '"') {
-                            break;
-                        }
-                        q++;
-                        while (!STR_STOP[(unsigned char)*q]) {
-                            q++;
-                        }
-                        if (*q != '"') {
-                            Py_RETURN_NONE; /* an escape, a control character, the end */
-                        }
-                        q++;
-                    }
-                    if (*q != '}' || q >= c.end) {
-                        Py_RETURN_NONE; /* a nested value, an escape, a NUL, the end */
+                    /* The unit's text: up to the first '}'. A text cut at a '}' inside
+                     * a string or a nested value is never a unit's whole text (its quotes
+                     * or brackets do not balance), so it is neither in the index nor in
+                     * the UnitCache (which hold validated unit texts only) and unit_miss
+                     * rejects it: the frame then goes to Python. */
+                    const char *start = c.p;
+                    const char *q = memchr(start, '}', (size_t)(c.end - start));
+                    if (q == NULL) {
+                        Py_RETURN_NONE;
                     }
                     unit[nunits].s = start;
                     unit[nunits].n = q - start;
@@ -1024,12 +1008,6 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__cupbit(void)
 {
-    for (int i = 0; i < 0x20; i++) {
-        STR_STOP[i] = 1;
-    }
-    STR_STOP['"'] = STR_STOP['\\'] = 1;
-    UNIT_STOP[0] = UNIT_STOP['}'] = UNIT_STOP['"'] = UNIT_STOP['{'] = UNIT_STOP['['] = 1;
-    UNIT_STOP['\\'] = 1;
     PyDateTime_IMPORT;
     if (PyDateTimeAPI == NULL) {
         return NULL;
