@@ -364,6 +364,26 @@ def bench_seed(target: Target, kind: str, max_rows: int, max_seconds: float) -> 
 # ----------------------------------------------------------------------------- main
 
 
+def retry(fn: Callable[..., float], *a: Any, **kw: Any) -> float:
+    """``fn(*a, **kw)``, measured again if the PostgreSQL server went away meanwhile (on a
+    shared machine another job may restart it: the sink tests' restart test does). The
+    interrupted measurement is discarded, never counted."""
+    import psycopg
+    import sqlalchemy.exc as sa_exc
+
+    for attempt in range(4):
+        try:
+            return fn(*a, **kw)
+        except (psycopg.OperationalError, sa_exc.OperationalError, mf.TransientSinkError) as exc:
+            if attempt == 3 or getattr(a[0], "backend", "") != "postgresql":
+                raise
+            print(f"  (server went away: {type(exc).__name__}; measuring again)", flush=True)
+            deadline = time.monotonic() + 120
+            while postgres_available() is not None and time.monotonic() < deadline:
+                time.sleep(2)
+    raise AssertionError("unreachable")
+
+
 def fmt(x: float) -> str:
     return f"{x:,.0f}"
 
@@ -385,7 +405,7 @@ def main() -> None:
     runs = max(1, args.runs)
 
     def median(fn: Callable[..., float], *a: Any, **kw: Any) -> float:
-        return statistics.median(fn(*a, **kw) for _ in range(runs))
+        return statistics.median(retry(fn, *a, **kw) for _ in range(runs))
 
     totals = {100: 10_000, 1_000: 20_000, 10_000: 50_000}
     if args.quick:
@@ -418,9 +438,9 @@ def main() -> None:
                 seeds: list[float] = []
                 rates: dict[int, list[float]] = {size: [] for size in BATCH_SIZES}
                 for _ in range(runs):
-                    seeds.append(bench_seed(target, kind, seed_rows, seed_seconds))
+                    seeds.append(retry(bench_seed, target, kind, seed_rows, seed_seconds))
                     for size in BATCH_SIZES:
-                        rates[size].append(bench_sink(target, kind, size, totals[size]))
+                        rates[size].append(retry(bench_sink, target, kind, size, totals[size]))
                 seed = statistics.median(seeds)
                 for size in BATCH_SIZES:
                     rate = statistics.median(rates[size])
@@ -441,7 +461,7 @@ def main() -> None:
                             for name, (fn, kw) in METHODS.items():
                                 if name.startswith("SQLAlchemy") and kind != "trade":
                                     continue
-                                found[name].append(fn(target, kind, size, n, **kw))
+                                found[name].append(retry(fn, target, kind, size, n, **kw))
                         medians = [statistics.median(v) if v else None for v in found.values()]
                         extra.append((kind, size, medians))
                         print(
