@@ -240,13 +240,13 @@ async def test_server_errors_are_retried() -> None:
             await OkxRest(_context(server, rest_attempts=3)).candles("BTC-USDT-SWAP", "1m")
 
 
-async def test_backfill_yields_candles_of_candle_subscriptions_only() -> None:
+async def test_backfill_yields_candles_of_candle_subscriptions() -> None:
     rows = _rows(HTTP_CANDLES_1H)
     fake = _CandleServer(rows, recent=4)
     request = BackfillRequest(
         subscriptions=(
             Subscription(venue="okx", channel="candle1H", symbol="BTC-USDT"),
-            Subscription(venue="okx", channel="trades", symbol="BTC-USDT"),
+            Subscription(venue="okx", channel="books", symbol="BTC-USDT"),  # no REST history
         ),
         start=dt.datetime(2024, 1, 16, 17, 30, tzinfo=dt.UTC),
         end=dt.datetime(2024, 1, 16, 18, 30, tzinfo=dt.UTC),

@@ -1,4 +1,4 @@
-"""REST backfill of OKX candles (after a reconnect gap, and ``marketfeed backfill``)."""
+"""REST backfill of OKX candles and trades (after a reconnect gap, and ``marketfeed backfill``)."""
 
 from __future__ import annotations
 
@@ -18,34 +18,49 @@ _CANDLE_PREFIX = "candle"
 async def backfill(
     request: BackfillRequest, context: VenueContext
 ) -> AsyncIterator[Sequence[Event]]:
-    """Candles of every ``candle<bar>`` subscription in ``request`` over its window.
+    """Candles of every ``candle<bar>`` subscription and trades of every ``trades``
+    subscription in ``request`` over its window.
 
     Yields pages of :class:`marketfeed.Candle` (newest to oldest per subscription), each
     candle overlapping ``[request.start, request.end]``. The bar still open at the end of
     the window comes with ``closed=False`` and is replaced by later updates (sinks upsert
-    on ``(venue, symbol, timeframe, open_time)``). Other channels have no REST history
-    here and are skipped. Progress: candles, against the number the window should hold.
+    on ``(venue, symbol, timeframe, open_time)``). Then pages of :class:`marketfeed.Trade`
+    executed in ``[request.start, request.end]`` (``/market/history-trades``: OKX keeps
+    three months), with the WebSocket's ``trade_id`` so sinks keep one row per trade.
+    Book and ticker channels have no REST history and are skipped. Progress: candles,
+    against the number the window should hold, then one step per trade subscription.
 
-    Source: OKX API v5, "Market data > Get candlesticks (history)".
+    Source: OKX API v5, "Market data > Get candlesticks (history)", "Get trades history".
 
     Raises:
         VenueError: OKX refused a request (code and message).
     """
     subs = [s for s in request.subscriptions if s.channel.startswith(_CANDLE_PREFIX)]
-    if not subs:
+    trade_subs = [s for s in request.subscriptions if s.channel == "trades"]
+    if not subs and not trade_subs:
         return
     rest = OkxRest(context)
     bars = [s.channel[len(_CANDLE_PREFIX) :] for s in subs]
     window = request.end - request.start
-    expected = sum(int(window / bar_duration(bar)) + 1 for bar in bars)
-    progress = context.progress(f"{context.venue} candles backfill", expected)
-    try:
-        for sub, bar in zip(subs, bars, strict=True):
-            async for page in rest.iter_candles(sub.symbol, bar, request.start, request.end):
-                yield page
-                progress.advance(len(page))
-    finally:
-        progress.close()
+    if subs:
+        expected = sum(int(window / bar_duration(bar)) + 1 for bar in bars)
+        progress = context.progress(f"{context.venue} candles backfill", expected)
+        try:
+            for sub, bar in zip(subs, bars, strict=True):
+                async for page in rest.iter_candles(sub.symbol, bar, request.start, request.end):
+                    yield page
+                    progress.advance(len(page))
+        finally:
+            progress.close()
+    if trade_subs:
+        progress = context.progress(f"{context.venue} trades backfill", len(trade_subs))
+        try:
+            for sub in trade_subs:
+                async for trades in rest.iter_trades(sub.symbol, request.start, request.end):
+                    yield trades
+                progress.advance()
+        finally:
+            progress.close()
 
 
 _DEFAULT_TYPES = ("SPOT", "SWAP", "FUTURES")

@@ -53,13 +53,16 @@ class OkxConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             read from the environment (``OKX_API_KEY``, ``OKX_API_SECRET``,
             ``OKX_API_PASSPHRASE``). Never logged; ``repr`` hides them.
         connect_rate: WebSocket connection attempts per second (OKX: 3 per IP).
-        candles_rate, history_candles_rate, instruments_rate, books_rate: REST requests
-            per ``rest_rate_period`` seconds (OKX: 40, 20, 20 and 40 per 2 s).
+        candles_rate, history_candles_rate, instruments_rate, books_rate,
+            history_trades_rate: REST requests per ``rest_rate_period`` seconds (OKX: 40,
+            20, 20, 40 and 20 per 2 s).
         rest_rate_period: Window of the REST rates, seconds.
         rest_timeout: Seconds per REST request before it is retried.
         rest_attempts: Attempts per REST request on 5xx, 429 and timeouts (stamina).
         candle_page_limit: Rows per ``/market/candles`` page (OKX maximum 300).
         history_candle_page_limit: Rows per ``/market/history-candles`` page (max 100).
+        trade_page_limit: Rows per ``/market/history-trades`` page (max 100), used by the
+            trade gap backfill.
     """
 
     max_subscriptions_per_connection: int = 100
@@ -75,18 +78,25 @@ class OkxConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     history_candles_rate: float = 20.0
     instruments_rate: float = 20.0
     books_rate: float = 40.0
+    history_trades_rate: float = 20.0
     rest_rate_period: float = 2.0
     rest_timeout: float = 10.0
     rest_attempts: int = 5
     candle_page_limit: int = 300
     history_candle_page_limit: int = 100
+    trade_page_limit: int = 100
 
     def __post_init__(self) -> None:
         if self.max_subscriptions_per_connection < 1:
             raise ValueError("max_subscriptions_per_connection must be at least 1")
         if not 0 < self.heartbeat_interval < 30:
             raise ValueError("heartbeat_interval must be between 0 and 30 s (OKX closes at 30 s)")
-        for name in ("candle_page_limit", "history_candle_page_limit", "rest_attempts"):
+        for name in (
+            "candle_page_limit",
+            "history_candle_page_limit",
+            "trade_page_limit",
+            "rest_attempts",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 

@@ -1,7 +1,8 @@
-"""OKX REST market data: instruments and candles, rate-limited and retried.
+"""OKX REST market data: instruments, candles and trades, rate-limited and retried.
 
 Endpoints (source: OKX API v5, "Public data > Get instruments", "Market data > Get
-candlesticks", "Market data > Get candlesticks history"):
+candlesticks", "Market data > Get candlesticks history", "Market data > Get trades
+history"):
 
 ========================================  =================  ==========================
 path                                      OKX limit (IP)     limiter key
@@ -10,6 +11,7 @@ path                                      OKX limit (IP)     limiter key
 ``GET /api/v5/market/candles``            40 req / 2 s       ``okx:rest:candles``
 ``GET /api/v5/market/history-candles``    20 req / 2 s       ``okx:rest:history-candles``
 ``GET /api/v5/market/books``              40 req / 2 s       ``okx:rest:books``
+``GET /api/v5/market/history-trades``     20 req / 2 s       ``okx:rest:history-trades``
 ========================================  =================  ==========================
 
 Every response is ``{"code": "0", "msg": "", "data": [...]}``; a ``code`` other than
@@ -19,6 +21,12 @@ and network errors or timeouts are retried with exponential backoff (stamina).
 Candle paging: rows come newest first. ``after=ts`` returns rows older than ``ts``,
 ``before=ts`` rows newer than ``ts``. ``/market/candles`` only reaches back 1,440 rows;
 older rows come from ``/market/history-candles``.
+
+Trade paging: ``/market/history-trades`` (the last 3 months) returns up to 100 trades
+newest first, the same objects as the WebSocket ``trades`` channel (``instId``,
+``tradeId``, ``px``, ``sz``, ``side``, ``ts``). ``type=2&after=ts`` starts before a time;
+``type=1&after=tradeId`` (exact, no tie at one millisecond) continues from a page's last
+trade.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from typing import Any
 import httpx
 import msgspec
 import stamina
-from marketfeed import BookSnapshot, Candle, Instrument, VenueContext, VenueError
+from marketfeed import BookSnapshot, Candle, Instrument, Trade, VenueContext, VenueError
 
 from ._config import OkxConfig
 from ._decode import LooseBookData, dec, ms_to_datetime
@@ -45,6 +53,7 @@ _INSTRUMENTS = "/api/v5/public/instruments"
 _CANDLES = "/api/v5/market/candles"
 _HISTORY_CANDLES = "/api/v5/market/history-candles"
 _BOOKS = "/api/v5/market/books"
+_HISTORY_TRADES = "/api/v5/market/history-trades"
 
 
 class _Envelope(msgspec.Struct):
@@ -57,6 +66,18 @@ _envelope = msgspec.json.Decoder(_Envelope)
 _rows = msgspec.json.Decoder(list[list[str]])
 _objects = msgspec.json.Decoder(list[dict[str, Any]])
 _books = msgspec.json.Decoder(list[LooseBookData], strict=False)
+
+
+class _RestTrade(msgspec.Struct):
+    instId: str
+    tradeId: str
+    px: str
+    sz: str
+    side: str
+    ts: str
+
+
+_trades = msgspec.json.Decoder(list[_RestTrade])
 
 
 class _Retryable(Exception):
@@ -95,6 +116,7 @@ class OkxRest:
             _CANDLES: ("okx:rest:candles", cfg.candles_rate),
             _HISTORY_CANDLES: ("okx:rest:history-candles", cfg.history_candles_rate),
             _BOOKS: ("okx:rest:books", cfg.books_rate),
+            _HISTORY_TRADES: ("okx:rest:history-trades", cfg.history_trades_rate),
         }[path]
         return self.context.limiters.get(rate[0], rate[1], cfg.rest_rate_period)
 
@@ -270,3 +292,82 @@ class OkxRest:
             if oldest + duration <= start or oldest_ms >= cursor:
                 return
             cursor = oldest_ms
+
+    # ------------------------------------------------------------------ trades
+
+    async def trades(
+        self,
+        inst_id: str,
+        *,
+        after_trade: str | None = None,
+        after_ms: int | None = None,
+        limit: int | None = None,
+    ) -> list[Trade]:
+        """One page of ``/market/history-trades``, newest first, as :class:`Trade` s.
+
+        Args:
+            inst_id: OKX ``instId``.
+            after_trade: Only trades older than this ``tradeId`` (``type=1``).
+            after_ms: Only trades before this time, epoch ms (``type=2``); ignored when
+                ``after_trade`` is given.
+            limit: Rows per page (``trade_page_limit`` by default; OKX maximum 100).
+
+        Events are those of the WebSocket ``trades`` channel: exact decimals of ``px``
+        and ``sz``, ``side`` the taker side, ``event_time`` from ``ts`` (UTC), the same
+        ``trade_id``, so sinks upserting on ``(venue, symbol, trade_id)`` keep one row.
+
+        Raises:
+            VenueError: as :meth:`get`; ValueError: a bad side or timestamp.
+        """
+        params = {"instId": inst_id, "limit": str(limit or self.config.trade_page_limit)}
+        if after_trade is not None:
+            params["type"] = "1"
+            params["after"] = after_trade
+        elif after_ms is not None:
+            params["type"] = "2"
+            params["after"] = str(after_ms)
+        data = await self.get(_HISTORY_TRADES, params)
+        now = _dt.datetime.now(_dt.UTC)
+        out = []
+        for row in _trades.decode(data):
+            if row.side not in ("buy", "sell"):
+                raise ValueError(f"okx trade {row.tradeId}: side {row.side!r}")
+            out.append(
+                Trade(
+                    venue=self.venue,
+                    symbol=normalise_symbol(row.instId),
+                    native_symbol=row.instId,
+                    event_time=ms_to_datetime(int(row.ts)),
+                    receive_time=now,
+                    trade_id=row.tradeId,
+                    price=dec(row.px),
+                    size=dec(row.sz),
+                    side=row.side,  # type: ignore[arg-type]
+                )
+            )
+        return out
+
+    async def iter_trades(
+        self, inst_id: str, start: _dt.datetime, end: _dt.datetime
+    ) -> AsyncIterator[list[Trade]]:
+        """Every trade of ``inst_id`` in ``[start, end]`` (UTC), as pages newest to oldest.
+
+        The first page starts before ``end`` + 1 ms by time (``type=2``); the next ones
+        continue after the previous page's last (oldest) ``tradeId`` (``type=1``), until
+        a page reaches before ``start``, comes back short or empty, or makes no progress.
+
+        Raises:
+            VenueError: as :meth:`get`.
+        """
+        size = self.config.trade_page_limit
+        page = await self.trades(inst_id, after_ms=datetime_to_ms(end) + 1, limit=size)
+        last: str | None = None
+        while page:
+            keep = [t for t in page if start <= t.event_time <= end]
+            if keep:
+                yield keep
+            oldest = page[-1].trade_id
+            if min(t.event_time for t in page) < start or len(page) < size or oldest == last:
+                return
+            last = oldest
+            page = await self.trades(inst_id, after_trade=oldest, limit=size)

@@ -78,7 +78,7 @@ _MAX_REQUEST_BYTES = 60_000  # OKX: a request's channels may total at most 64 KB
 INFO = VenueInfo(
     name=VENUE,
     description="OKX (v5): tickers, trades, L2 books with checksum/sequence checks, "
-    "candles of every timeframe; REST instruments and candle backfill",
+    "candles of every timeframe; REST instruments, candle and trade backfill",
     channels=CHANNELS,
     channel_timeframes={f"candle{bar}": normalise_timeframe(bar) for bar in BARS},
     endpoints=ENDPOINTS,
