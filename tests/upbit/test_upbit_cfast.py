@@ -19,7 +19,7 @@ from decimal import Decimal
 import msgspec
 import pytest
 from marketfeed import BookSnapshot
-from marketfeed_upbit import _normalise
+from marketfeed_upbit import UpbitSession, _normalise
 from test_upbit_fastpath import ODD_FRAMES, ODD_TRADES
 from upbit_testdata import (
     CAPTURE_2021,
@@ -36,12 +36,12 @@ needs_c = pytest.mark.skipif(not _normalise.SPEEDUPS, reason="marketfeed_upbit._
 _enc = msgspec.json.Encoder(decimal_format="string")  # Decimals compared by their text
 
 
-def _pair(monkeypatch: pytest.MonkeyPatch):
+def _pair(monkeypatch: pytest.MonkeyPatch, window: int = 1000):
     """(normaliser with the C fast path, pure-Python normaliser)."""
-    fast = make_normaliser()
+    fast = make_normaliser(session=UpbitSession(window))
     with monkeypatch.context() as m:
         m.setattr(_normalise, "_cupbit", None)
-        slow = make_normaliser()
+        slow = make_normaliser(session=UpbitSession(window))
     return fast, slow
 
 
@@ -283,3 +283,87 @@ def test_pure_python_is_forced_by_the_environment() -> None:
         text=True,
     )
     assert out.stdout.strip() == "True", out.stderr
+
+
+def _trade(
+    sid: int,
+    tp: str = "41.4",
+    tv: str = "1.5",
+    ab: str = "BID",
+    cd: str = "KRW-BTC",
+    ttms: str = "1617646620000",
+    extra: str = "",
+) -> bytes:
+    return (
+        f'{{"ty":"trade","cd":"{cd}","tms":1617646620673,"td":"2021-04-05","ttm":"18:17:00",'
+        f'"ttms":{ttms},"tp":{tp},"tv":{tv},"ab":"{ab}","pcp":40.1,"c":"RISE","cp":1.3,'
+        f'"sid":{sid}{extra},"st":"REALTIME"}}'
+    ).encode()
+
+
+C_ODD_TRADES = [
+    _trade(1, tp="2.2E-7", tv="0E-8"),
+    _trade(2, tp="1e5", tv="3"),
+    _trade(3, ab="ASK"),
+    _trade(4, ab="XYZ"),
+    _trade(5, ab="B\\u0049D"),
+    _trade(6, tp="-1.5"),
+    _trade(7, tv="01"),
+    _trade(8, tp='"41.4"'),
+    _trade(9, ttms="3999999999999"),
+    _trade(10, ttms="4000000000000"),
+    _trade(11, ttms="253402300799999"),
+    _trade(12, ttms="1.5"),
+    _trade(123456789012345678901),
+    _trade(13, extra=',"sid":14'),
+    _trade(15, extra=',"x":{"y":1}'),
+    _trade(16, cd="KRWBTC"),
+    _trade(17)[:-1],
+    _trade(18).replace(b'"st":"REALTIME"', b'"st":null'),
+    _trade(19).replace(b'"ty":"trade"', b'"ty":"trades"'),
+    _trade(20).replace(b',"ab":"BID"', b""),
+    b'{"type":"trade","code":"BTC-ETH","timestamp":1,"trade_timestamp":1617646620000,'
+    b'"trade_price":0.03,"trade_volume":2.2E-7,"ask_bid":"ASK","sequential_id":7,'
+    b'"stream_type":"SNAPSHOT"}',
+]
+
+
+@needs_c
+def test_c_path_takes_every_trade_after_a_markets_first(monkeypatch) -> None:
+    norm = make_normaliser()
+    frames = [payload(r) for r in received(CAPTURE_2021) if '"trade"' in r["frame"][:20]]
+    markets: set[str] = set()
+    taken = 0
+    for frame in frames:
+        code = json.loads(frame)["cd"]
+        reader = norm._fast[frame[:12]]
+        assert _is_c(reader)
+        out = reader(frame, NOW)
+        if code in markets:
+            assert out is not None  # taken by C: a list of one trade, or () for a repeat
+            taken += 1
+        else:
+            assert out is None  # the market's first trade: the Python path resolves it
+            norm(frame, NOW)
+            markets.add(code)
+    assert taken == len(frames) - len(markets)
+
+
+@needs_c
+@pytest.mark.parametrize("window", [1, 3, 1000])
+def test_trades_replayed_and_repeated_are_deduplicated_alike(window, monkeypatch) -> None:
+    fast, slow = _pair(monkeypatch, window)
+    frames = [payload(r) for r in received(CAPTURE_2021)][:600]
+    for frame in frames + frames[::-1] + frames:  # every trade seen again, in both orders
+        assert _outcome(fast, frame) == _outcome(slow, frame)
+    assert len(fast.session.dedup) == len(slow.session.dedup)
+
+
+@needs_c
+@pytest.mark.parametrize("frame", C_ODD_TRADES)
+def test_odd_trades_give_what_the_python_path_gives(frame: bytes, monkeypatch) -> None:
+    fast, slow = _pair(monkeypatch)
+    first = _trade(0)  # the market is known: later trades of KRW-BTC are read in C
+    assert _outcome(fast, first) == _outcome(slow, first)
+    for f in (frame, frame, frame.decode()):
+        assert _outcome(fast, f) == _outcome(slow, f)

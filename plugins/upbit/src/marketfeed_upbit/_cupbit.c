@@ -1000,6 +1000,402 @@ static PyTypeObject BookType = {
     .tp_new = Book_new,
 };
 
+/* ------------------------------------------------------------------ trades */
+
+enum { T_TY, T_CD, T_TMS, T_TTMS, T_TP, T_TV, T_AB, T_SID, T_ST, T_COUNT };
+
+static const char *const TRADE_NAMES[2][T_COUNT] = {
+    {"ty", "cd", "tms", "ttms", "tp", "tv", "ab", "sid", "st"},
+    {"type", "code", "timestamp", "trade_timestamp", "trade_price", "trade_volume", "ask_bid",
+     "sequential_id", "stream_type"},
+};
+
+static const char *const TRADE_KW[] = {
+    "venue", "symbol", "native_symbol", "event_time", "receive_time", "trade_id", "price",
+    "size", "side", "sequence"};
+#define TRADE_NKW 10
+
+/* Trade times are datetime.fromtimestamp(ms / 1000, UTC) in the Python path: equal to the
+ * exact millisecond below this bound (the float's error stays under half a microsecond). */
+#define TRADE_MS_MAX 4000000000000LL
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    int fmt;
+    Py_ssize_t window;
+    PyObject *venue;
+    PyObject *trade_type; /* marketfeed.Trade */
+    PyObject *markets;    /* code -> (symbol, native code) */
+    PyObject *ids;        /* code -> (set of ids, deque of ids): the session's dedup */
+    PyObject *decimal;
+    PyObject *kw;
+    PyObject *s_buy, *s_sell, *s_append, *s_popleft;
+    long long last_ms;
+    PyObject *last_dt;
+} TradeReader;
+
+static int
+Trade_traverse(TradeReader *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->venue);
+    Py_VISIT(self->trade_type);
+    Py_VISIT(self->markets);
+    Py_VISIT(self->ids);
+    Py_VISIT(self->decimal);
+    return 0;
+}
+
+static int
+Trade_clear(TradeReader *self)
+{
+    Py_CLEAR(self->venue);
+    Py_CLEAR(self->trade_type);
+    Py_CLEAR(self->markets);
+    Py_CLEAR(self->ids);
+    Py_CLEAR(self->decimal);
+    return 0;
+}
+
+static void
+Trade_dealloc(TradeReader *self)
+{
+    PyObject_GC_UnTrack(self);
+    Trade_clear(self);
+    Py_XDECREF(self->kw);
+    Py_XDECREF(self->s_buy);
+    Py_XDECREF(self->s_sell);
+    Py_XDECREF(self->s_append);
+    Py_XDECREF(self->s_popleft);
+    Py_XDECREF(self->last_dt);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Trade_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames);
+
+static PyObject *
+Trade_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    int fmt;
+    Py_ssize_t window;
+    PyObject *venue, *trade_type, *markets, *ids, *decimal;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_SetString(PyExc_TypeError, "Trade() takes positional arguments only");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "pUOO!O!nO:Trade", &fmt, &venue, &trade_type, &PyDict_Type,
+                          &markets, &PyDict_Type, &ids, &window, &decimal)) {
+        return NULL;
+    }
+    TradeReader *self = (TradeReader *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->fmt = fmt;
+    self->window = window;
+    self->venue = Py_NewRef(venue);
+    self->trade_type = Py_NewRef(trade_type);
+    self->markets = Py_NewRef(markets);
+    self->ids = Py_NewRef(ids);
+    self->decimal = Py_NewRef(decimal);
+    self->last_ms = -1;
+    self->vectorcall = Trade_vectorcall;
+    self->kw = PyTuple_New(TRADE_NKW);
+    if (self->kw != NULL) {
+        for (Py_ssize_t i = 0; i < TRADE_NKW; i++) {
+            PyObject *name = PyUnicode_InternFromString(TRADE_KW[i]);
+            if (name == NULL) {
+                Py_DECREF(self);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(self->kw, i, name);
+        }
+    }
+    self->s_buy = PyUnicode_InternFromString("buy");
+    self->s_sell = PyUnicode_InternFromString("sell");
+    self->s_append = PyUnicode_InternFromString("append");
+    self->s_popleft = PyUnicode_InternFromString("popleft");
+    if (self->kw == NULL || self->s_buy == NULL || self->s_sell == NULL ||
+        self->s_append == NULL || self->s_popleft == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+/* A non-negative JSON integer of at most 18 digits. */
+static inline int
+integer(Cur *c, long long *out)
+{
+    const char *s;
+    Py_ssize_t n;
+    int plain;
+    if (!number(c, &s, &n, &plain) || !plain || n > 18) {
+        return 0;
+    }
+    long long v = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+/* The frame's events (a new list or the empty tuple for a repeat), or Py_None (not taken:
+ * the caller decodes the frame the Python way). Never raises for frame content. */
+static PyObject *
+trade(TradeReader *self, PyObject *frame, PyObject *receive_time)
+{
+    const char *buf;
+    Py_ssize_t size;
+    if (PyBytes_CheckExact(frame)) {
+        buf = PyBytes_AS_STRING(frame);
+        size = PyBytes_GET_SIZE(frame);
+    }
+    else if (PyUnicode_CheckExact(frame)) {
+        buf = PyUnicode_AsUTF8AndSize(frame, &size);
+        if (buf == NULL) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+    }
+    else {
+        Py_RETURN_NONE;
+    }
+    const char *const *names = TRADE_NAMES[self->fmt];
+    Span f[T_COUNT] = {{NULL, 0}};
+    long long ttms = 0, sid = 0, tms = 0;
+    unsigned seen = 0;
+    Cur c = {buf, buf + size};
+    if (!expect(&c, '{')) {
+        Py_RETURN_NONE;
+    }
+    for (;;) {
+        const char *s;
+        Py_ssize_t n;
+        int plain, k;
+        if (!str_raw(&c, &s, &n) || !expect(&c, ':')) {
+            Py_RETURN_NONE;
+        }
+        for (k = 0; k < T_COUNT; k++) {
+            if (key_is(s, n, names[k], (Py_ssize_t)strlen(names[k]))) {
+                break;
+            }
+        }
+        if (k < T_COUNT) {
+            if (seen & (1u << k)) {
+                Py_RETURN_NONE;
+            }
+            seen |= 1u << k;
+        }
+        switch (k) {
+            case T_TY:
+                if (!str_raw(&c, &s, &n) || !key_is(s, n, "trade", 5)) {
+                    Py_RETURN_NONE;
+                }
+                break;
+            case T_CD:
+            case T_AB:
+                if (!str_raw(&c, &f[k].s, &f[k].n)) {
+                    Py_RETURN_NONE;
+                }
+                break;
+            case T_TMS:
+                if (!integer(&c, &tms)) {
+                    Py_RETURN_NONE;
+                }
+                break;
+            case T_TTMS:
+                if (!integer(&c, &ttms) || ttms >= TRADE_MS_MAX) {
+                    Py_RETURN_NONE;
+                }
+                break;
+            case T_SID:
+                if (!integer(&c, &sid)) {
+                    Py_RETURN_NONE;
+                }
+                break;
+            case T_TP:
+            case T_TV:
+                if (!number(&c, &f[k].s, &f[k].n, &plain)) {
+                    Py_RETURN_NONE;
+                }
+                break;
+            case T_ST:
+                ws(&c);
+                if (c.end - c.p >= 4 && memcmp(c.p, "null", 4) == 0) {
+                    c.p += 4;
+                }
+                else if (!str_raw(&c, &s, &n)) {
+                    Py_RETURN_NONE;
+                }
+                break;
+            default:
+                if (!skip_scalar(&c)) {
+                    Py_RETURN_NONE;
+                }
+        }
+        if (expect(&c, ',')) {
+            continue;
+        }
+        if (expect(&c, '}')) {
+            break;
+        }
+        Py_RETURN_NONE;
+    }
+    ws(&c);
+    const unsigned required = (1u << T_COUNT) - 1 - (1u << T_ST);
+    if (c.p != c.end || (seen & required) != required) {
+        Py_RETURN_NONE;
+    }
+    (void)tms;
+
+    PyObject *code = NULL, *sid_obj = NULL, *price = NULL, *size_obj = NULL, *tid = NULL;
+    PyObject *out = NULL, *event = NULL;
+    code = PyUnicode_DecodeUTF8(f[T_CD].s, f[T_CD].n, NULL);
+    if (code == NULL) {
+        goto fallback;
+    }
+    PyObject *sym = PyDict_GetItemWithError(self->markets, code);
+    PyObject *pair = sym == NULL ? NULL : PyDict_GetItemWithError(self->ids, code);
+    if (pair == NULL || !PyTuple_CheckExact(sym) || PyTuple_GET_SIZE(sym) != 2 ||
+        !PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+        !PySet_CheckExact(PyTuple_GET_ITEM(pair, 0))) {
+        goto fallback; /* a market's first frame (or anything odd): the Python path */
+    }
+    Py_INCREF(sym);
+    Py_INCREF(pair);
+    PyObject *ids = PyTuple_GET_ITEM(pair, 0), *order = PyTuple_GET_ITEM(pair, 1);
+    sid_obj = PyLong_FromLongLong(sid);
+    if (sid_obj == NULL) {
+        goto fallback_pair;
+    }
+    int known = PySet_Contains(ids, sid_obj);
+    if (known < 0) {
+        goto fallback_pair;
+    }
+    if (known) { /* a repeat: a snapshot after a reconnect, a replayed segment */
+        out = PyTuple_New(0);
+        goto done_pair;
+    }
+    /* everything that can fail for frame content comes before the dedup is updated */
+    price = decimal_of(self->decimal, f[T_TP].s, f[T_TP].n);
+    size_obj = decimal_of(self->decimal, f[T_TV].s, f[T_TV].n);
+    tid = PyObject_Str(sid_obj);
+    if (price == NULL || size_obj == NULL || tid == NULL) {
+        goto fallback_pair;
+    }
+    if (ttms != self->last_ms || self->last_dt == NULL) {
+        PyObject *when = ms_datetime(ttms);
+        if (when == NULL) {
+            goto fallback_pair;
+        }
+        Py_XSETREF(self->last_dt, when);
+        self->last_ms = ttms;
+    }
+    PyObject *side = Py_None;
+    if (key_is(f[T_AB].s, f[T_AB].n, "BID", 3)) {
+        side = self->s_buy;
+    }
+    else if (key_is(f[T_AB].s, f[T_AB].n, "ASK", 3)) {
+        side = self->s_sell;
+    }
+    PyObject *argv[TRADE_NKW] = {self->venue, PyTuple_GET_ITEM(sym, 0), PyTuple_GET_ITEM(sym, 1),
+                                 self->last_dt, receive_time, tid, price, size_obj, side,
+                                 sid_obj};
+    event = PyObject_Vectorcall(self->trade_type, argv, 0, self->kw);
+    if (event == NULL) {
+        goto fallback_pair;
+    }
+    out = PyList_New(1);
+    if (out == NULL) {
+        goto fallback_pair;
+    }
+    /* the dedup, as the Python handler updates it */
+    if (PySet_Add(ids, sid_obj) < 0) {
+        goto error_pair;
+    }
+    PyObject *r = PyObject_CallMethodOneArg(order, self->s_append, sid_obj);
+    if (r == NULL) {
+        goto error_pair;
+    }
+    Py_DECREF(r);
+    Py_ssize_t held = PyObject_Size(order);
+    if (held < 0) {
+        goto error_pair;
+    }
+    if (held > self->window) {
+        PyObject *old = PyObject_CallMethodNoArgs(order, self->s_popleft);
+        if (old == NULL || PySet_Discard(ids, old) < 0) {
+            Py_XDECREF(old);
+            goto error_pair;
+        }
+        Py_DECREF(old);
+    }
+    PyList_SET_ITEM(out, 0, event);
+    event = NULL;
+    goto done_pair;
+error_pair: /* the dedup half updated: raise (nothing to hand to Python) */
+    Py_CLEAR(out);
+    goto done_pair;
+fallback_pair:
+    Py_CLEAR(out);
+    PyErr_Clear();
+    out = Py_NewRef(Py_None);
+done_pair:
+    Py_DECREF(sym);
+    Py_DECREF(pair);
+    goto done;
+fallback:
+    PyErr_Clear();
+    out = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(code);
+    Py_XDECREF(sid_obj);
+    Py_XDECREF(price);
+    Py_XDECREF(size_obj);
+    Py_XDECREF(tid);
+    Py_XDECREF(event);
+    return out;
+}
+
+static PyObject *
+Trade_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    TradeReader *self = (TradeReader *)op;
+    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "Trade(frame, receive_time) takes 2 arguments");
+        return NULL;
+    }
+    if (self->ids == NULL) { /* cleared by the garbage collector */
+        Py_RETURN_NONE;
+    }
+    return trade(self, args[0], args[1]);
+}
+
+PyDoc_STRVAR(Trade_doc,
+"Trade(default, venue, trade_type, markets, ids, window, decimal)\n\n"
+"Called as reader(frame, receive_time) (frame: str or bytes, one Upbit trade frame in the\n"
+"DEFAULT format if `default` else SIMPLE): a list with one Trade, () for a trade already\n"
+"seen (its (market, sequential_id) in ids[code]: a (set, deque) pair, at most `window`\n"
+"ids), or None for any frame it does not take, a market's first frame included (the\n"
+"caller then decodes it the Python way). markets: code -> (symbol, native code).");
+
+static PyTypeObject TradeType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "marketfeed_upbit._cupbit.Trade",
+    .tp_basicsize = sizeof(TradeReader),
+    .tp_dealloc = (destructor)Trade_dealloc,
+    .tp_vectorcall_offset = offsetof(TradeReader, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)Trade_traverse,
+    .tp_clear = (inquiry)Trade_clear,
+    .tp_doc = Trade_doc,
+    .tp_new = Trade_new,
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_cupbit", "C fast path of the Upbit normaliser (optional).", -1,
     NULL, NULL, NULL, NULL, NULL,
@@ -1012,7 +1408,7 @@ PyInit__cupbit(void)
     if (PyDateTimeAPI == NULL) {
         return NULL;
     }
-    if (PyType_Ready(&BookType) < 0) {
+    if (PyType_Ready(&BookType) < 0 || PyType_Ready(&TradeType) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);
@@ -1022,6 +1418,12 @@ PyInit__cupbit(void)
     Py_INCREF(&BookType);
     if (PyModule_AddObject(m, "Book", (PyObject *)&BookType) < 0) {
         Py_DECREF(&BookType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&TradeType);
+    if (PyModule_AddObject(m, "Trade", (PyObject *)&TradeType) < 0) {
+        Py_DECREF(&TradeType);
         Py_DECREF(m);
         return NULL;
     }

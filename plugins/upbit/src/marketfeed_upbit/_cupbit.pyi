@@ -1,10 +1,11 @@
 """Optional C fast path of the Upbit normaliser (``_cupbit.c``); used by ``_normalise``.
 
-It does exactly what the Python path does for the orderbook frames it accepts, and returns
-``None`` for every other frame (the normaliser then decodes it the Python way).
+It does exactly what the Python path does for the orderbook and trade frames it accepts,
+and returns ``None`` for every other frame (the normaliser then decodes it the Python way).
 """
 
 import datetime as _dt
+from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -30,3 +31,24 @@ class Book:
         /,
     ) -> None: ...
     def __call__(self, frame: str | bytes, receive_time: _dt.datetime, /) -> list[Any] | None: ...
+
+class Trade:
+    """``Trade(...)(frame, receive_time)`` (frame: str or bytes, one trade frame in the
+    DEFAULT format if ``default`` else SIMPLE): ``[Trade]``, ``()`` for a trade already seen
+    (``ids[code]``: the market's ``(set, deque)`` of at most ``window`` sequential ids), or
+    ``None`` for a frame it does not take (a market's first trade included)."""
+
+    def __init__(
+        self,
+        default: bool,
+        venue: str,
+        trade_type: type[Any],
+        markets: dict[str, tuple[str, str]],
+        ids: dict[str, tuple[set[int], deque[int]]],
+        window: int,
+        decimal: type[Decimal],
+        /,
+    ) -> None: ...
+    def __call__(
+        self, frame: str | bytes, receive_time: _dt.datetime, /
+    ) -> list[Any] | tuple[()] | None: ...

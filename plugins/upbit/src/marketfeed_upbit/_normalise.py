@@ -440,7 +440,18 @@ class UpbitNormaliser:
             return entry
 
         if kind == "trade":
-            handler = self._trade_handler(markets, market)
+            ids: dict[str, tuple[set[int], deque[int]]] = {}  # code -> the market's dedup
+            handler = self._trade_handler(markets, market, ids)
+            if _cupbit is not None:
+                # The C fast path: a trade of a market seen before becomes its event (or
+                # nothing, when already seen), with the same dedup; anything else (a market's
+                # first trade included) goes to the full decode and `handler`.
+                reader = _cupbit.Trade(
+                    default, self.venue, Trade, markets, ids, self.session.dedup.window, Decimal
+                )
+                self._fast[TRADE_HEADS[default]] = reader
+                self._fast[TRADE_HEADS[default].decode()] = reader
+                return handler
             decode = TRADE_DECODERS[default].decode
 
             def trade_frame(frame: Any, receive_time: _dt.datetime) -> Sequence[Event] | None:
@@ -480,11 +491,12 @@ class UpbitNormaliser:
             return self._ticker_handler(markets, market)
         return self._candle_handler(markets, market, TIMEFRAMES[kind])
 
-    def _trade_handler(self, markets: _Markets, market: _MarketFn) -> _Handler:
+    def _trade_handler(
+        self, markets: _Markets, market: _MarketFn, ids: dict[str, tuple[set[int], deque[int]]]
+    ) -> _Handler:
         venue = self.venue
         dedup = self.session.dedup
         window = dedup.window
-        ids: dict[str, tuple[set[int], deque[int]]] = {}
         last_ms, last_time = -1, _dt.datetime.min
 
         def trade(m: Any, receive_time: _dt.datetime) -> Sequence[Event]:
