@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from marketfeed import ConnectionPlan
-from marketfeed_upbit import UpbitNormaliser
+from marketfeed_upbit import UpbitNormaliser, _normalise
 
 # CPU time of this process: time while other jobs hold the (shared) CPU is not counted.
 _clock = time.process_time
@@ -60,11 +60,19 @@ def load() -> dict[str, list[str]]:
     return frames
 
 
-def marketfeed_pass(payloads: Sequence[bytes], warm: bool = False) -> float:
+def marketfeed_pass(payloads: Sequence[bytes], warm: bool = False, pure: bool = False) -> float:
     """One pass over ``payloads``; microseconds per frame. ``warm``: the normaliser has
-    normalised the same payloads once before the timed pass (every unit cached)."""
+    normalised the same payloads once before the timed pass (every unit cached). ``pure``:
+    the normaliser is built without the C fast path (``marketfeed_upbit._cupbit``)."""
     now = dt.datetime.now(dt.UTC)
-    norm = UpbitNormaliser(PLAN)
+    if pure:
+        saved, _normalise._cupbit = _normalise._cupbit, None
+        try:
+            norm = UpbitNormaliser(PLAN)
+        finally:
+            _normalise._cupbit = saved
+    else:
+        norm = UpbitNormaliser(PLAN)
     if warm:
         for p in payloads:
             norm(p, now)
@@ -107,19 +115,25 @@ async def cryptofeed_pass(make: Callable[[], object], frames: Sequence[str]) -> 
 
 
 async def measure(
-    frames: Sequence[str], make: Callable[[], object] | None, repeat: int
-) -> tuple[list[float], list[float], list[float]]:
-    """Alternate passes (fresh, warm, theirs, fresh, ...) so all see the same machine load."""
+    frames: Sequence[str], make: Callable[[], object] | None, repeat: int, pure: bool
+) -> tuple[list[float], list[float], list[float], list[float], list[float]]:
+    """Alternate passes (fresh, warm, theirs, [pure fresh, pure warm,] fresh, ...) so all see
+    the same machine load."""
     payloads = [f.encode("utf-8") for f in frames]
     fresh: list[float] = []
     warm: list[float] = []
     theirs: list[float] = []
+    pure_fresh: list[float] = []
+    pure_warm: list[float] = []
     for _ in range(repeat):
         fresh.append(marketfeed_pass(payloads))
         warm.append(marketfeed_pass(payloads, warm=True))
         if make is not None:
             theirs.append(await cryptofeed_pass(make, frames))
-    return fresh, warm, theirs
+        if pure:
+            pure_fresh.append(marketfeed_pass(payloads, pure=True))
+            pure_warm.append(marketfeed_pass(payloads, warm=True, pure=True))
+    return fresh, warm, theirs, pure_fresh, pure_warm
 
 
 def _table(title: str, rows: list[tuple[str, int, list[float], list[float]]]) -> None:
@@ -143,6 +157,11 @@ def _table(title: str, rows: list[tuple[str, int, list[float], list[float]]]) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30, help="passes per measurement")
+    parser.add_argument(
+        "--no-pure",
+        action="store_true",
+        help="do not also time the pure-Python normaliser (only with the C fast path built)",
+    )
     args = parser.parse_args()
     frames = load()
     frames["all"] = [
@@ -151,15 +170,37 @@ def main() -> None:
         if json.loads(line)["dir"] == "in"
     ]
     make = _cryptofeed_factory()
-    fresh_rows, warm_rows = [], []
+    pure = _normalise.SPEEDUPS and not args.no_pure
+    fresh_rows, warm_rows, pure_rows = [], [], []
     for kind in ("trade", "orderbook", "all"):
-        fresh, warm, theirs = asyncio.run(measure(frames[kind], make, args.repeat))
+        fresh, warm, theirs, pfresh, pwarm = asyncio.run(
+            measure(frames[kind], make, args.repeat, pure)
+        )
         fresh_rows.append((kind, len(frames[kind]), fresh, theirs))
         warm_rows.append((kind, len(frames[kind]), warm, theirs))
-    print(f"Upbit capture {CAPTURE.name}; {args.repeat} alternating passes; µs per frame")
+        pure_rows.append((kind, len(frames[kind]), fresh, warm, pfresh, pwarm))
+    path = "C fast path (marketfeed_upbit._cupbit)" if _normalise.SPEEDUPS else "pure Python"
+    print(f"Upbit capture {CAPTURE.name}; {args.repeat} alternating passes; µs per frame; {path}")
     print()
     _table("Fresh normaliser per pass (cache misses counted, as on a live stream):", fresh_rows)
     _table("Warm normaliser (same frames seen once before: every unit cached):", warm_rows)
+    if pure:
+        print("C fast path against pure Python (same run, alternating passes):")
+        print()
+        print(
+            "| frames | C fresh best | Python fresh best | fresh speed-up | C warm best "
+            "| Python warm best | warm speed-up |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for kind, _, cf, cw, pf, pw in pure_rows:
+            fr = statistics.median(p / c for c, p in zip(cf, pf, strict=True))
+            wr = statistics.median(p / c for c, p in zip(cw, pw, strict=True))
+            print(
+                f"| {kind} | {min(cf):.2f} | {min(pf):.2f} | {fr:.1f}x "
+                f"| {min(cw):.2f} | {min(pw):.2f} | {wr:.1f}x |"
+            )
+        print()
+        print("(speed-up: median of per-pass ratios)")
 
 
 if __name__ == "__main__":

@@ -480,6 +480,21 @@ number_of(Book *self, const char *s, Py_ssize_t n)
     return d;
 }
 
+/* A level (price, size): a tuple of two Decimals, which can be in no reference cycle, so it
+ * is not tracked by the garbage collector (as CPython untracks such tuples itself later). */
+static PyObject *
+level(PyObject *price, PyObject *size)
+{
+    PyObject *t = PyTuple_New(2);
+    if (t == NULL) {
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, Py_NewRef(price));
+    PyTuple_SET_ITEM(t, 1, Py_NewRef(size));
+    PyObject_GC_UnTrack(t);
+    return t;
+}
+
 /* Parse a missed unit (the text between its braces) and store its levels as
  * UnitCache.__missing__ does. 1 stored, 0 not a unit this code takes (nothing stored),
  * -1 an exception (set). */
@@ -521,10 +536,8 @@ unit_miss(Book *self, PyObject *key)
             goto error;
         }
     }
-    PyObject *ask = truth[U_AP] && truth[U_AS] ? PyTuple_Pack(2, v[U_AP], v[U_AS])
-                                               : Py_NewRef(Py_None);
-    PyObject *bid = truth[U_BP] && truth[U_BS] ? PyTuple_Pack(2, v[U_BP], v[U_BS])
-                                               : Py_NewRef(Py_None);
+    PyObject *ask = truth[U_AP] && truth[U_AS] ? level(v[U_AP], v[U_AS]) : Py_NewRef(Py_None);
+    PyObject *bid = truth[U_BP] && truth[U_BS] ? level(v[U_BP], v[U_BS]) : Py_NewRef(Py_None);
     for (int k = 0; k < U_COUNT; k++) {
         Py_CLEAR(v[k]);
     }
