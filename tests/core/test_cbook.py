@@ -418,6 +418,107 @@ def test_decimal_columns_equals_python(n: int | None) -> None:
         cbook.decimal_columns(["1"], ["nan"], None, _book._DecimalCache(10))
 
 
+PLAIN_TEXTS = st.from_regex(r"\A[0-9]{0,12}\.?[0-9]{0,12}\Z").filter(
+    lambda t: any(ch.isdigit() for ch in t)
+)
+DECIMAL_TEXTS = st.one_of(
+    PLAIN_TEXTS,
+    PLAIN_TEXTS,
+    st.sampled_from(
+        [
+            "9999999999999999999",
+            "10000000000000000000",
+            "00000000000000000001",
+            "0",
+            "0.",
+            ".0",
+            "0.00000000000000000001",
+            "1e3",
+            "1E-8",
+            "-1",
+            "+1",
+            " 1",
+            "1_0",
+            "nan",
+            "sNaN",
+            "Infinity",
+            "-inf",
+            "",
+            ".",
+            "1..2",
+            "١٢",
+            "1x",
+        ]
+    ),
+    st.text(max_size=6),
+)
+
+
+def _as_python(text: Any) -> Any:
+    try:
+        d = Decimal(text)
+    except Exception as exc:
+        return ("raise", type(exc))
+    return ("ok", type(d), d.as_tuple(), str(d), repr(d), d.is_nan() or hash(d))
+
+
+@settings(max_examples=500, deadline=None)
+@given(texts=st.lists(DECIMAL_TEXTS, min_size=1, max_size=6))
+def test_decimals_built_in_c_equal_the_decimal_type(texts: list[str]) -> None:
+    """Whatever path builds it (plain texts in C, the rest by the Decimal type), each
+    Decimal equals ``Decimal(text)``: type, sign, digits, exponent, str, repr, hash."""
+    levels = [(t, t) for t in texts]
+    try:
+        got = cbook.decimal_levels(levels, {}, Decimal, 100)
+    except InvalidOperation:
+        assert any(_as_python(t)[0] == "raise" for t in texts)
+        return
+    for (p, s), t in zip(got, texts, strict=True):
+        got = ("ok", type(p), p.as_tuple(), str(p), repr(p), p.is_nan() or hash(p))
+        assert _as_python(t) == got  # (a NaN's hash is per object)
+        assert p is s  # the second one is the cached first
+        if p.is_finite():
+            assert p + 1 == Decimal(t) + 1 and p * 3 == Decimal(t) * 3
+
+
+def test_fast_decimals_are_on_with_cpythons_decimal_module() -> None:
+    """The layout check at import accepts CPython's ``_decimal`` (else the fast path would
+    silently be off and the tests above would only cover the type's own constructor)."""
+    _decimal = pytest.importorskip("_decimal")
+    assert Decimal is _decimal.Decimal
+    assert cbook.FAST_DECIMAL is True
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(DECIMAL_TEXTS, min_size=1, max_size=10),
+    capacity=st.integers(0, 6),
+    n=st.one_of(st.none(), st.integers(-3, 12)),
+)
+def test_decimal_columns_misses_equal_the_caches_missing(
+    texts: list[str], capacity: int, n: int | None
+) -> None:
+    """decimal_columns with the Decimal type and capacity (misses in C) gives what the
+    cache's ``__missing__`` gives: the same pairs or exception, the same cache contents
+    (cleared at capacity) afterwards."""
+    pxs = texts
+    szs = list(reversed(texts))
+    c_cache = _book._DecimalCache(capacity)
+    py_cache = _book._DecimalCache(capacity)
+    c_cache["0.5"] = py_cache["0.5"] = Decimal("0.5")  # a hit among the misses
+    got = outcome(cbook.decimal_columns, pxs, szs, n, c_cache, Decimal, capacity)
+    want = outcome(cbook.decimal_columns, pxs, szs, n, py_cache)  # through __missing__
+    assert repr(got) == repr(want)
+    assert repr(dict(c_cache)) == repr(dict(py_cache))
+
+
+def test_decimal_columns_without_the_type_uses_getitem() -> None:
+    with pytest.raises(KeyError):  # a plain dict has no __missing__
+        cbook.decimal_columns(["1"], ["2"], None, {}, None, 10)
+    with pytest.raises(InvalidOperation, match="not a finite"):
+        cbook.decimal_columns(["1"], ["nan"], None, _book._DecimalCache(10), Decimal, 10)
+
+
 # --------------------------------------------------------------------------- references
 
 
@@ -442,6 +543,7 @@ def test_no_reference_is_kept_by_insert_replace_delete_and_hand_back() -> None:
             book.apply_delta([(px, "0")], [])  # delete in C
             book.apply_delta([(px, "0")], [])  # delete of an absent level
             _book._levels([(px, sz)], _book._DecimalCache(10))
+            cbook.decimal_columns([px], [sz], None, _book._DecimalCache(1), Decimal, 1)
             book.top()
             book.crc32_pairs(25)
         assert (sys.getrefcount(px), sys.getrefcount(sz), sys.getrefcount(sz2)) == base

@@ -980,7 +980,8 @@ class L2Book:
         c = _c
         if c is not None:
             return cast(
-                "tuple[BookLevel, ...]", c.decimal_columns(side.pxs, side.szs, n, _DECIMALS)
+                "tuple[BookLevel, ...]",
+                c.decimal_columns(side.pxs, side.szs, n, _DECIMALS, Decimal, _DECIMALS.capacity),
             )
         if n is None:
             return tuple(zip(map(_decimal, side.pxs), map(_decimal, side.szs), strict=True))

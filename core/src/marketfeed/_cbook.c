@@ -669,10 +669,196 @@ crc32_bytes(PyObject *Py_UNUSED(self), PyObject *arg)
 
 /* ------------------------------------------------------------------ decimals */
 
-/* Cached exact Decimal of a text: a dict hit, else `decimal(text)` stored in cache
- * (`missing` true: through cache[text], i.e. the cache's __missing__). New reference. */
+/* Fast Decimal construction. Decimal(text) costs ~1,500 instructions in CPython's _decimal
+ * (argument parsing, the context variable, an ASCII copy of the text, the general string
+ * parser); for the texts books carry (digits with at most one '.', at most 19 digits) the
+ * value is just a coefficient below 10**19 (one libmpdec word) and the exponent -(digits
+ * after the '.'), which is what this writes into a new object of the Decimal type, exactly
+ * as _decimal's own constructor lays it out (PyDecType_New: the inline word array, static
+ * flags, hash not computed). The layout is _decimal's private one (stable since 3.3), so
+ * it is checked at import against a Decimal the real constructor built
+ * (layout_check); if anything differs, or the type is not _decimal's, every text goes
+ * through the Decimal type as before. Same value, same exponent, so same str(). */
+
+typedef struct { /* libmpdec's mpd_t (64-bit configuration) */
+    uint8_t flags;
+    int64_t exp;
+    int64_t digits;
+    int64_t len;
+    int64_t alloc;
+    uint64_t *data;
+} dec_mpd;
+
+typedef struct { /* _decimal's PyDecObject */
+    PyObject_HEAD
+    Py_hash_t hash;
+    dec_mpd dec;
+    uint64_t data[4];
+} dec_object;
+
+#define DEC_STATIC_FLAGS 48 /* MPD_STATIC | MPD_STATIC_DATA, sign bit clear */
+
+static PyTypeObject *fast_type; /* _decimal's Decimal when its layout checked out, else NULL */
+
+/* Coefficient and exponent of a plain text (digits, at most one '.', 1..19 digits, ASCII
+ * str). Returns 0 or -1: not plain (the caller asks the Decimal type). */
+static int
+plain_decimal(PyObject *text, uint64_t *coef, int64_t *exp)
+{
+    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_COMPACT_ASCII(text)) {
+        return -1;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    const char *s = (const char *)PyUnicode_DATA(text);
+    uint64_t m = 0;
+    int digits = 0, frac = 0, dot = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c >= '0' && c <= '9') {
+            if (++digits > 19) {
+                return -1;
+            }
+            m = m * 10 + (uint64_t)(c - '0');
+            frac += dot;
+        }
+        else if (c == '.' && !dot) {
+            dot = 1;
+        }
+        else {
+            return -1;
+        }
+    }
+    if (!digits) {
+        return -1;
+    }
+    *coef = m;
+    *exp = -(int64_t)frac;
+    return 0;
+}
+
+/* A new Decimal of coefficient `coef` (< 10**19) and exponent `exp` (fast_type set). */
 static PyObject *
-cached_decimal(PyObject *cache, PyObject *text, PyObject *decimal_type, int missing)
+new_decimal(uint64_t coef, int64_t exp)
+{
+    dec_object *d = (dec_object *)_PyObject_New(fast_type);
+    if (d == NULL) {
+        return NULL;
+    }
+    int64_t nd = 1;
+    for (uint64_t c = coef; c >= 10; c /= 10) {
+        nd++;
+    }
+    d->hash = -1;
+    d->dec.flags = DEC_STATIC_FLAGS;
+    d->dec.exp = exp;
+    d->dec.digits = nd;
+    d->dec.len = 1;
+    d->dec.alloc = 4;
+    d->dec.data = d->data;
+    d->data[0] = coef;
+    return (PyObject *)d;
+}
+
+/* Whether `d` (built by the real constructor from the text of coefficient `coef`,
+ * exponent `exp`, `nd` digits) is laid out as dec_object says. Reads only. */
+static int
+layout_matches(PyObject *d, uint64_t coef, int64_t exp, int64_t nd)
+{
+    dec_object *o = (dec_object *)d;
+    return o->hash == -1 && o->dec.flags == DEC_STATIC_FLAGS && o->dec.exp == exp &&
+           o->dec.digits == nd && o->dec.len == 1 && o->dec.alloc == 4 &&
+           o->dec.data == o->data && o->data[0] == coef;
+}
+
+/* Set fast_type to decimal.Decimal if it is _decimal's with the expected layout. */
+static int
+layout_check(void)
+{
+    fast_type = NULL;
+    PyObject *mod = PyImport_ImportModule("decimal");
+    if (mod == NULL) {
+        return -1;
+    }
+    PyObject *type = PyObject_GetAttrString(mod, "Decimal");
+    Py_DECREF(mod);
+    if (type == NULL) {
+        return -1;
+    }
+    PyTypeObject *t = (PyTypeObject *)type;
+    if (!PyType_Check(type) || strcmp(t->tp_name, "decimal.Decimal") != 0 ||
+        t->tp_basicsize != (Py_ssize_t)sizeof(dec_object) || t->tp_itemsize != 0 ||
+        (t->tp_flags & Py_TPFLAGS_HAVE_GC) || t->tp_free != PyObject_Free) {
+        Py_DECREF(type); /* _pydecimal or another layout: no fast path */
+        return 0;
+    }
+    static const struct {
+        const char *text;
+        uint64_t coef;
+        int64_t exp, nd;
+    } probes[] = {
+        {"1234567890123.45", 123456789012345u, -2, 15},
+        {"0.00", 0, -2, 1},
+        {"9999999999999999999", 9999999999999999999u, 0, 19},
+        {"30238.8", 302388, -1, 6},
+    };
+    int ok = 1;
+    for (size_t i = 0; ok && i < sizeof(probes) / sizeof(probes[0]); i++) {
+        PyObject *d = PyObject_CallFunction(type, "s", probes[i].text);
+        if (d == NULL) {
+            Py_DECREF(type);
+            return -1;
+        }
+        ok = Py_IS_TYPE(d, t) && layout_matches(d, probes[i].coef, probes[i].exp, probes[i].nd);
+        if (ok) { /* and ours compares and prints the same */
+            fast_type = t;
+            PyObject *mine = new_decimal(probes[i].coef, probes[i].exp);
+            fast_type = NULL;
+            if (mine == NULL) {
+                Py_DECREF(d);
+                Py_DECREF(type);
+                return -1;
+            }
+            PyObject *a = PyObject_Str(d), *b = PyObject_Str(mine);
+            int eq = PyObject_RichCompareBool(d, mine, Py_EQ);
+            ok = a != NULL && b != NULL && eq == 1 && PyUnicode_Compare(a, b) == 0 &&
+                 PyUnicode_CompareWithASCIIString(a, probes[i].text) == 0;
+            Py_XDECREF(a);
+            Py_XDECREF(b);
+            Py_DECREF(mine);
+            PyErr_Clear();
+        }
+        Py_DECREF(d);
+    }
+    if (ok) {
+        fast_type = t; /* the type object stays alive: the decimal module holds it */
+    }
+    Py_DECREF(type);
+    return 0;
+}
+
+/* decimal(text) (a new reference): built here for a plain text when `decimal` is the
+ * checked Decimal type, else by calling `decimal`. */
+static PyObject *
+make_decimal(PyObject *decimal_type, PyObject *text)
+{
+    uint64_t coef;
+    int64_t exp;
+    if ((PyTypeObject *)decimal_type == fast_type && fast_type != NULL &&
+        plain_decimal(text, &coef, &exp) == 0) {
+        return new_decimal(coef, exp);
+    }
+    return PyObject_CallOneArg(decimal_type, text);
+}
+
+/* Cached exact Decimal of a text: a dict hit, else a miss. New reference.
+ * capacity < 0 (decimal_levels): the miss is decimal(text), stored (the caller bounds the
+ * cache once per call). capacity >= 0 (decimal_columns): the miss is what the cache's
+ * __missing__ (_DecimalCache) does: for a plain text, the Decimal built here (always
+ * finite), the cache cleared if it holds `capacity` entries, then stored; any other text
+ * goes through cache[text] itself (its __missing__: same checks, same errors). With
+ * decimal NULL every miss is cache[text]. */
+static PyObject *
+cached_decimal(PyObject *cache, PyObject *text, PyObject *decimal_type, Py_ssize_t capacity)
 {
     PyObject *v = PyDict_GetItemWithError(cache, text);
     if (v != NULL) {
@@ -682,12 +868,26 @@ cached_decimal(PyObject *cache, PyObject *text, PyObject *decimal_type, int miss
     if (PyErr_Occurred()) {
         return NULL;
     }
-    if (missing) {
-        return PyObject_GetItem(cache, text);
+    if (capacity >= 0) {
+        uint64_t coef;
+        int64_t exp;
+        if (decimal_type == NULL || (PyTypeObject *)decimal_type != fast_type ||
+            fast_type == NULL || plain_decimal(text, &coef, &exp) < 0) {
+            return PyObject_GetItem(cache, text);
+        }
+        v = new_decimal(coef, exp);
+        if (v == NULL) {
+            return NULL;
+        }
+        if (PyDict_GET_SIZE(cache) >= capacity) {
+            PyDict_Clear(cache);
+        }
     }
-    v = PyObject_CallOneArg(decimal_type, text);
-    if (v == NULL) {
-        return NULL;
+    else {
+        v = make_decimal(decimal_type, text);
+        if (v == NULL) {
+            return NULL;
+        }
     }
     if (PyDict_SetItem(cache, text, v) < 0) {
         Py_DECREF(v);
@@ -697,13 +897,14 @@ cached_decimal(PyObject *cache, PyObject *text, PyObject *decimal_type, int miss
 }
 
 static PyObject *
-decimal_pair(PyObject *cache, PyObject *px, PyObject *sz, PyObject *decimal_type, int missing)
+decimal_pair(PyObject *cache, PyObject *px, PyObject *sz, PyObject *decimal_type,
+             Py_ssize_t capacity)
 {
-    PyObject *p = cached_decimal(cache, px, decimal_type, missing);
+    PyObject *p = cached_decimal(cache, px, decimal_type, capacity);
     if (p == NULL) {
         return NULL;
     }
-    PyObject *s = cached_decimal(cache, sz, decimal_type, missing);
+    PyObject *s = cached_decimal(cache, sz, decimal_type, capacity);
     if (s == NULL) {
         Py_DECREF(p);
         return NULL;
@@ -773,7 +974,7 @@ decimal_levels(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t narg
                 goto error;
             }
         }
-        PyObject *pair = decimal_pair(cache, px, sz, decimal_type, 0);
+        PyObject *pair = decimal_pair(cache, px, sz, decimal_type, -1);
         Py_DECREF(px);
         Py_DECREF(sz);
         if (pair == NULL) {
@@ -794,18 +995,32 @@ error:
 }
 
 PyDoc_STRVAR(decimal_columns_doc,
-"decimal_columns(pxs, szs, n, cache, /) -> tuple[tuple[Decimal, Decimal], ...]\n\n"
+"decimal_columns(pxs, szs, n, cache, decimal=None, capacity=0, /) -> tuple[tuple[Decimal, Decimal], ...]\n\n"
 "``tuple(zip(map(cache.__getitem__, pxs[:n]), map(cache.__getitem__, szs[:n])))`` in C\n"
-"(``n`` None: every level); a miss goes through ``cache[text]`` (its ``__missing__``).");
+"(``n`` None: every level). A miss goes through ``cache[text]`` (its ``__missing__``); with\n"
+"``decimal`` (``decimal.Decimal``) and ``capacity`` given, a plain text's miss is done here\n"
+"exactly as ``_DecimalCache.__missing__`` does it (clear at ``capacity``, then store).");
 
 static PyObject *
 decimal_columns(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "decimal_columns() takes 4 arguments");
+    if (nargs != 4 && nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "decimal_columns() takes 4 or 6 arguments");
         return NULL;
     }
     PyObject *pxs = args[0], *szs = args[1], *cache = args[3];
+    PyObject *decimal_type = NULL;
+    Py_ssize_t capacity = 0;
+    if (nargs == 6 && args[4] != Py_None) {
+        decimal_type = args[4];
+        capacity = PyNumber_AsSsize_t(args[5], NULL);
+        if (capacity == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (capacity < 0) {
+            capacity = 0;
+        }
+    }
     if (!PyList_CheckExact(pxs) || !PyList_CheckExact(szs) || !PyDict_Check(cache)) {
         PyErr_SetString(PyExc_TypeError, "decimal_columns(): pxs/szs must be lists, cache a dict");
         return NULL;
@@ -840,7 +1055,7 @@ decimal_columns(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nar
         PyObject *sz = PyList_GET_ITEM(szs, i);
         Py_INCREF(px);
         Py_INCREF(sz);
-        PyObject *pair = decimal_pair(cache, px, sz, NULL, 1);
+        PyObject *pair = decimal_pair(cache, px, sz, decimal_type, capacity);
         Py_DECREF(px);
         Py_DECREF(sz);
         if (pair == NULL) {
@@ -882,6 +1097,9 @@ PyMODINIT_FUNC
 PyInit__cbook(void)
 {
     crc_init();
+    if (layout_check() < 0) {
+        return NULL;
+    }
     if (ZERO == NULL) {
         ZERO = PyLong_FromLong(0);
         ONE = PyLong_FromLong(1);
@@ -889,5 +1107,10 @@ PyInit__cbook(void)
             return NULL;
         }
     }
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddObjectRef(m, "FAST_DECIMAL", fast_type ? Py_True : Py_False) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -46,10 +46,23 @@ def decimal_levels(
     """``(decimal(lv[0]), decimal(lv[1]))`` per level through ``cache`` (misses stored),
     then ``cache.clear()`` when it holds more than ``capacity`` entries."""
 
+FAST_DECIMAL: bool
+"""Whether plain texts (digits, at most one ``.``, at most 19 digits) are turned into
+``decimal.Decimal`` objects here, without calling the type (``_decimal``'s layout checked at
+import); otherwise every conversion calls the type."""
+
 def decimal_columns(
-    pxs: list[str], szs: list[str], n: int | None, cache: dict[str, Decimal], /
+    pxs: list[str],
+    szs: list[str],
+    n: int | None,
+    cache: dict[str, Decimal],
+    decimal: type[Decimal] | None = None,
+    capacity: int = 0,
+    /,
 ) -> tuple[tuple[Decimal, Decimal], ...]:
-    """``(cache[px], cache[sz])`` for the first ``n`` (``None``: all) levels."""
+    """``(cache[px], cache[sz])`` for the first ``n`` (``None``: all) levels; with ``decimal``
+    a plain text's miss is done in C as ``_DecimalCache.__missing__`` does it (cleared at
+    ``capacity``, then stored)."""
 
 def load_side(
     levels: Sequence[Sequence[str]], neg: bool, /
