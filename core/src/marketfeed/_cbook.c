@@ -551,16 +551,25 @@ buf_add(textbuf *b, const char *data, Py_ssize_t len)
         return -1;
     }
     unsigned char *dst = b->data + b->len;
-    if (len <= 16) { /* prices, sizes, separators: a call to memcpy costs more */
-        while (len-- > 0) {
-            *dst++ = (unsigned char)*data++;
+    /* prices, sizes, separators: a call to memcpy or a byte loop costs more than two
+     * fixed-size (overlapping) copies, which read and write only [0, len) */
+    if (len >= 8 && len <= 16) {
+        memcpy(dst, data, 8);
+        memcpy(dst + len - 8, data + len - 8, 8);
+    }
+    else if (len >= 4 && len < 8) {
+        memcpy(dst, data, 4);
+        memcpy(dst + len - 4, data + len - 4, 4);
+    }
+    else if (len < 4) {
+        for (Py_ssize_t i = 0; i < len; i++) {
+            dst[i] = (unsigned char)data[i];
         }
-        b->len = dst - b->data;
     }
     else {
         memcpy(dst, data, (size_t)len);
-        b->len += len;
     }
+    b->len += len;
     return 0;
 }
 
