@@ -238,6 +238,10 @@ hash_bytes(const char *p, Py_ssize_t n)
     return h;
 }
 
+/* Lengths of the names above, set in PyInit__cupbit: [format][key]. */
+static Py_ssize_t FRAME_LEN[2][K_COUNT];
+static Py_ssize_t UNIT_LEN[2][U_COUNT];
+
 /* ------------------------------------------------------------------ the type */
 
 typedef struct {
@@ -513,7 +517,7 @@ unit_miss(Book *self, PyObject *key)
             return 0;
         }
         for (k = 0; k < U_COUNT; k++) {
-            if (key_is(s, n, names->unit[k], (Py_ssize_t)strlen(names->unit[k]))) {
+            if (key_is(s, n, names->unit[k], UNIT_LEN[self->fmt][k])) {
                 break;
             }
         }
@@ -713,10 +717,7 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
         Py_RETURN_NONE;
     }
     const Names *names = &NAMES[self->fmt];
-    Py_ssize_t klen[K_COUNT];
-    for (int k = 0; k < K_COUNT; k++) {
-        klen[k] = (Py_ssize_t)strlen(names->frame[k]);
-    }
+    const Py_ssize_t *klen = FRAME_LEN[self->fmt];
     Span field[K_COUNT] = {{NULL, 0}};
     Span unit[MAX_UNITS];
     Py_ssize_t nunits = 0;
@@ -1028,6 +1029,8 @@ static const char *const TRADE_KW[] = {
     "size", "side", "sequence"};
 #define TRADE_NKW 10
 
+static Py_ssize_t TRADE_LEN[2][T_COUNT]; /* set in PyInit__cupbit */
+
 /* Trade times are datetime.fromtimestamp(ms / 1000, UTC) in the Python path: equal to the
  * exact millisecond below this bound (the float's error stays under half a microsecond). */
 #define TRADE_MS_MAX 4000000000000LL
@@ -1192,7 +1195,7 @@ trade(TradeReader *self, PyObject *frame, PyObject *receive_time)
             Py_RETURN_NONE;
         }
         for (k = 0; k < T_COUNT; k++) {
-            if (key_is(s, n, names[k], (Py_ssize_t)strlen(names[k]))) {
+            if (key_is(s, n, names[k], TRADE_LEN[self->fmt][k])) {
                 break;
             }
         }
@@ -1417,6 +1420,17 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__cupbit(void)
 {
+    for (int f = 0; f < 2; f++) {
+        for (int k = 0; k < K_COUNT; k++) {
+            FRAME_LEN[f][k] = (Py_ssize_t)strlen(NAMES[f].frame[k]);
+        }
+        for (int k = 0; k < U_COUNT; k++) {
+            UNIT_LEN[f][k] = (Py_ssize_t)strlen(NAMES[f].unit[k]);
+        }
+        for (int k = 0; k < T_COUNT; k++) {
+            TRADE_LEN[f][k] = (Py_ssize_t)strlen(TRADE_NAMES[f][k]);
+        }
+    }
     PyDateTime_IMPORT;
     if (PyDateTimeAPI == NULL) {
         return NULL;
