@@ -215,6 +215,172 @@ def test_apply_side_equals_python_on_valid_updates(
     apply_both(snapshot, deltas, neg, watch, tops)
 
 
+# --------------------------------------------------------------------------- apply_delta
+
+
+def _okx_crc(book: L2Book) -> int:
+    v = book.crc32_pairs(3)
+    return v - 2**32 if v >= 2**31 else v
+
+
+def _raising(book: L2Book) -> int:
+    raise RuntimeError("broken checksum function")
+
+
+def _not_an_int(book: L2Book) -> Any:
+    return float(book.crc32_pairs(2))
+
+
+CHECKSUMS = {"crc": _okx_crc, "raises": _raising, "float": _not_an_int, "none": None}
+
+
+def book_state(book: L2Book) -> tuple[Any, ...]:
+    s = book.stats
+    return (
+        state(book._bids),
+        state(book._asks),
+        book._valid,
+        book._version,
+        book._ck_version,
+        book._ck_value,
+        book.sequence,
+        book.last_checksum,
+        book.last_event_time,
+        book.verified,
+        s.updates,
+        s.resyncs,
+        dict(s.resync_reasons),
+        s.last_update,
+    )
+
+
+delta_step = st.tuples(
+    dirty_levels,
+    dirty_levels,
+    st.one_of(st.none(), st.integers(0, 6)),  # sequence
+    st.one_of(st.none(), st.integers(0, 6)),  # prev_sequence
+    st.sampled_from(["right", "wrong", "none"]),  # checksum sent
+    st.booleans(),  # snapshot before this delta
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    snapshot=st.tuples(clean_levels, clean_levels),
+    steps=st.lists(delta_step, min_size=1, max_size=10),
+    rule=st.sampled_from(["none", "contiguous", "linked"]),
+    checksum=st.sampled_from(sorted(CHECKSUMS)),
+    crossed=st.booleans(),
+    memo=st.booleans(),
+    watch=st.sampled_from([None, 1, 3]),
+)
+def test_apply_delta_equals_python(
+    snapshot: Any,
+    steps: Any,
+    rule: Any,
+    checksum: str,
+    crossed: bool,
+    memo: bool,
+    watch: int | None,
+) -> None:
+    """Whole updates through ``_cbook.apply_delta`` (and where it hands back, Python's
+    ``_finish_delta``) against the pure-Python ``apply_delta``: the same result or
+    exception (type, kind, reason) and the same book afterwards (both sides, validity,
+    version, memoised checksum, sequence, stats), for any levels, sequence rule,
+    checksum function (right, wrong, raising, not an int), crossed check and memo."""
+    books = []
+    for _ in range(2):
+        book = L2Book(
+            "t",
+            "A-B",
+            "AB",
+            checksum=CHECKSUMS[checksum],
+            sequence=rule,
+            check_crossed=crossed,
+            checksum_memo=memo,
+        )
+        books.append(book)
+    c_book, py_book = books
+    saved = _book._c
+    t0 = _book._NO_TIME
+
+    def both(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            _book._c = cbook
+            got = outcome(lambda: getattr(c_book, fn)(*args, **kwargs))
+            _book._c = None
+            want = outcome(lambda: getattr(py_book, fn)(*args, **kwargs))
+        finally:
+            _book._c = saved
+        if got[0] == "raise" and got[1] is RuntimeError:  # the raising checksum function
+            got = got[:2]
+            want = want[:2]
+        assert repr(got) == repr(want), (fn, args, kwargs)
+        assert book_state(c_book) == book_state(py_book), (fn, args, kwargs)
+        return got
+
+    both("apply_snapshot", *snapshot, sequence=0)
+    if watch is not None:
+        both("raw_pairs", watch)
+    for bids, asks, seq, prev, sent, snap in steps:
+        if snap:
+            both("apply_snapshot", *snapshot, sequence=seq)
+        value = None
+        if sent != "none":
+            fn = CHECKSUMS[checksum]
+            values = []
+            for b, impl in ((c_book, cbook), (py_book, None)):  # same side effects on both
+                try:
+                    _book._c = impl
+                    values.append(int(fn(b)) if fn is not None else 0)
+                except Exception:
+                    values.append(0)
+                finally:
+                    _book._c = saved
+            assert values[0] == values[1]
+            assert book_state(c_book) == book_state(py_book)
+            value = values[0]
+            if sent == "wrong":
+                value += 1
+        # the checksum is the book's before the delta: right for keep-alives and for
+        # levels that leave the top unchanged, wrong otherwise (both paths must agree)
+        both(
+            "apply_delta",
+            bids,
+            asks,
+            sequence=seq,
+            prev_sequence=prev,
+            checksum=value,
+            time=t0,
+            event_time=t0,
+        )
+
+
+def test_apply_delta_takes_the_common_case_in_c() -> None:
+    """A valid update of a registered L2Book is done in C entirely (a bool), a book that
+    is not valid is Python's (None), a subclass is never taken."""
+    book = L2Book("t", "A-B", "AB", checksum=_okx_crc)
+    book.apply_snapshot([("10", "1"), ("9", "1")], [("11", "1")])
+    crc = _okx_crc(book)
+    book2 = L2Book("t", "A-B", "AB", checksum=_okx_crc)
+    book2.apply_snapshot([("10", "1"), ("9", "2")], [("11", "1")])
+    want = _okx_crc(book2)
+    args = (None, None, want, None, None)
+    assert cbook.apply_delta(book, [("9", "2")], [], *args) is True
+    assert book.stats.updates == 1 and book._ck_value == want != crc
+    assert cbook.apply_delta(book, [("9", "+2")], [], *args) == (0, 0, False, False)
+
+    class Sub(L2Book):
+        __slots__ = ()
+
+    sub = Sub("t", "A-B", "AB")
+    sub.apply_snapshot([("10", "1")], [("11", "1")])
+    assert cbook.apply_delta(sub, [("9", "1")], [], None, None, None, None, None) is None
+    bad = L2Book("t", "A-B", "AB")
+    assert cbook.apply_delta(bad, [("9", "1")], [], None, None, None, None, None) is None
+    assert bad.stats.updates == 0
+
+
 @pytest.mark.parametrize(
     ("levels", "handed_back_at"),
     [

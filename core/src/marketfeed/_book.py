@@ -55,13 +55,12 @@ if TYPE_CHECKING:
 _c: ModuleType | None
 """The C speedups (``marketfeed._cbook``) or ``None``: the pure-Python engine. Read at each
 call, so tests can switch implementations by setting it."""
-if os.environ.get("MARKETFEED_PURE_PYTHON", "") not in ("", "0"):
-    _c = None
-else:
-    try:
-        from . import _cbook as _c
-    except ImportError:  # built without a C compiler: the pure-Python engine
-        _c = None
+_cbook: ModuleType | None
+try:
+    from . import _cbook
+except ImportError:  # built without a C compiler: the pure-Python engine
+    _cbook = None
+_c = None if os.environ.get("MARKETFEED_PURE_PYTHON", "") not in ("", "0") else _cbook
 
 SPEEDUPS: Final = _c is not None
 """Whether the C speedups were loaded at import (``False`` without a compiled
@@ -721,6 +720,18 @@ class L2Book:
                 before any snapshot (``no_snapshot``) or while invalid (``invalid``). The
                 book is invalid afterwards.
         """
+        c = _c
+        if c is not None:
+            # The common case in C (``_cbook.apply_delta``): it returns the result, or None
+            # when it changed nothing (Python does it all below), or where Python finishes.
+            r = c.apply_delta(self, bids, asks, sequence, prev_sequence, checksum, time, event_time)
+            if r.__class__ is bool:
+                return r
+            if r is not None:
+                stage, n, dirty, seq_checked = r
+                return self._finish_delta(
+                    bids, asks, stage, n, dirty, seq_checked, checksum, time, event_time
+                )
         if not self._valid:
             if not self._has_snapshot:
                 raise self._fail(
@@ -753,10 +764,36 @@ class L2Book:
                 self.sequence = sequence
         elif sequence is not None:
             self.sequence = sequence
+        return self._finish_delta(bids, asks, -1, 0, False, seq_checked, checksum, time, event_time)
+
+    def _finish_delta(
+        self,
+        bids: Sequence[RawLevel],
+        asks: Sequence[RawLevel],
+        stage: int,
+        n: int,
+        dirty: bool,
+        seq_checked: bool,
+        checksum: int | None,
+        time: _dt.datetime | None,
+        event_time: _dt.datetime | None,
+    ) -> bool:
+        """The rest of :meth:`apply_delta` once the sequence rule passed: apply the levels,
+        check the book, count. ``stage`` says where to start: -1 every level; from
+        ``_cbook.apply_delta`` (which already did the part before and reports the top
+        levels' ``dirty`` so far): 0 the bid levels from ``n`` on, then the asks; 1 the ask
+        levels from ``n`` on; 2 only the checks after the levels."""
         watch = self._watch
         try:
-            dirty = _apply_side(self._bids, bids, watch) if bids else False
-            if asks and _apply_side(self._asks, asks, watch):
+            if stage < 0:
+                dirty = _apply_side(self._bids, bids, watch) if bids else False
+                if asks and _apply_side(self._asks, asks, watch):
+                    dirty = True
+            elif stage == 0:  # where _apply_side hands C's leftovers to Python
+                dirty = _apply_side_py(self._bids, bids[n:] if n else bids, watch) or dirty
+                if asks and _apply_side(self._asks, asks, watch):
+                    dirty = True
+            elif stage == 1 and _apply_side_py(self._asks, asks[n:] if n else asks, watch):
                 dirty = True
         except BookIntegrityError as exc:
             raise self._fail(exc) from None
@@ -1213,6 +1250,10 @@ def decode_top_export(buf: bytes | bytearray | memoryview) -> TopExport:
         valid=bool(flags & 1),
         verified=bool(flags & 2),
     )
+
+
+if _cbook is not None:  # _cbook.apply_delta works on exactly these classes' slots
+    _cbook.register(L2Book, _Side)
 
 
 # --------------------------------------------------------------------------- engine

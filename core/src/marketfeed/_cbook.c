@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <string.h>
 
+static PyObject *ZERO, *ONE; /* the ints 0 and 1 */
+
 /* ------------------------------------------------------------------ list helpers */
 
 /* del list[i] for 0 <= i < len(list) (no shrink; the list stays valid). */
@@ -195,32 +197,14 @@ PyDoc_STRVAR(apply_side_doc,
 "changed, or ``(n, dirty)`` when it applied ``levels[:n]`` only and Python must continue\n"
 "from ``levels[n]`` (a case decided in Python; nothing of level ``n`` was changed).");
 
-static PyObject *
-apply_side(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+/* The work of apply_side on checked arguments (tops NULL: no pair strings). Returns 0:
+ * every level applied; 1: levels[:*n_out] applied, Python continues at *n_out; -1: error.
+ * *dirty_out: whether the top `watch` levels changed. */
+static int
+side_apply(PyObject *index, PyObject *keys, PyObject *pxs, PyObject *szs, int neg,
+           PyObject *tops, PyObject *sep, PyObject *levels, Py_ssize_t watch,
+           Py_ssize_t *n_out, int *dirty_out)
 {
-    if (nargs != 9) {
-        PyErr_SetString(PyExc_TypeError, "apply_side() takes 9 arguments");
-        return NULL;
-    }
-    PyObject *index = args[0], *keys = args[1], *pxs = args[2], *szs = args[3];
-    int neg = PyObject_IsTrue(args[4]);
-    PyObject *tops = args[5], *sep = args[6], *levels = args[7];
-    Py_ssize_t watch = PyNumber_AsSsize_t(args[8], NULL);
-    if (neg < 0 || (watch == -1 && PyErr_Occurred())) {
-        return NULL;
-    }
-    if (!PyDict_CheckExact(index) || !PyList_CheckExact(keys) || !PyList_CheckExact(pxs) ||
-        !PyList_CheckExact(szs)) {
-        PyErr_SetString(PyExc_TypeError, "apply_side(): index must be a dict, keys/pxs/szs lists");
-        return NULL;
-    }
-    if (tops == Py_None) {
-        tops = NULL;
-    }
-    else if (!PyList_CheckExact(tops) || !PyUnicode_Check(sep)) {
-        PyErr_SetString(PyExc_TypeError, "apply_side(): tops must be a list or None, sep a str");
-        return NULL;
-    }
     int dirty = 0;
     Py_ssize_t n = 0;
     if (!PyList_CheckExact(levels) && !PyTuple_CheckExact(levels)) {
@@ -243,7 +227,7 @@ apply_side(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
         }
         PyObject *key = PyDict_GetItemWithError(index, px); /* borrowed */
         if (key == NULL && PyErr_Occurred()) {
-            return NULL;
+            goto error;
         }
         if (key != NULL) { /* known price string */
             if (!PyFloat_CheckExact(key)) {
@@ -262,12 +246,12 @@ apply_side(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
                     /* the level that moves up into the top `watch` after the removal */
                     top = pair_str(PyList_GET_ITEM(pxs, watch), sep, PyList_GET_ITEM(szs, watch));
                     if (top == NULL) {
-                        return NULL;
+                        goto error;
                     }
                 }
                 if (PyDict_DelItem(index, px) < 0) {
                     Py_XDECREF(top);
-                    return NULL;
+                    goto error;
                 }
                 list_del(keys, i);
                 list_del(pxs, i);
@@ -282,7 +266,7 @@ apply_side(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
                             int rc = PyList_Append(tops, top);
                             Py_DECREF(top);
                             if (rc < 0) {
-                                return NULL;
+                                goto error;
                             }
                         }
                     }
@@ -295,11 +279,11 @@ apply_side(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
                     if (tops != NULL) {
                         PyObject *top = pair_str(px, sep, sz);
                         if (top == NULL) {
-                            return NULL;
+                            goto error;
                         }
                         int rc = PyList_SetItem(tops, i, top); /* steals top */
                         if (rc < 0) {
-                            return NULL;
+                            goto error;
                         }
                     }
                 }
@@ -330,25 +314,25 @@ apply_side(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
         }
         PyObject *k = PyFloat_FromDouble(f);
         if (k == NULL) {
-            return NULL;
+            goto error;
         }
         PyObject *top = NULL;
         if (i < watch && tops != NULL) {
             top = pair_str(px, sep, sz);
             if (top == NULL) {
                 Py_DECREF(k);
-                return NULL;
+                goto error;
             }
         }
         if (PyDict_SetItem(index, px, k) < 0 || list_insert(keys, i, k) < 0) {
             Py_DECREF(k);
             Py_XDECREF(top);
-            return NULL;
+            goto error;
         }
         Py_DECREF(k);
         if (list_insert(pxs, i, px) < 0 || list_insert(szs, i, sz) < 0) {
             Py_XDECREF(top);
-            return NULL;
+            goto error;
         }
         if (i < watch) {
             dirty = 1;
@@ -356,7 +340,7 @@ apply_side(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
                 int rc = list_insert(tops, i, top);
                 Py_DECREF(top);
                 if (rc < 0) {
-                    return NULL;
+                    goto error;
                 }
                 if (PyList_GET_SIZE(tops) > watch) {
                     list_del(tops, watch);
@@ -364,10 +348,370 @@ apply_side(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
             }
         }
     }
-    return PyBool_FromLong(dirty);
+    *n_out = n;
+    *dirty_out = dirty;
+    return 0;
 
 handback:
+    *n_out = n;
+    *dirty_out = dirty;
+    return 1;
+
+error:
+    *n_out = n;
+    *dirty_out = dirty;
+    return -1;
+}
+
+static PyObject *
+apply_side(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "apply_side() takes 9 arguments");
+        return NULL;
+    }
+    PyObject *index = args[0], *keys = args[1], *pxs = args[2], *szs = args[3];
+    int neg = PyObject_IsTrue(args[4]);
+    PyObject *tops = args[5], *sep = args[6], *levels = args[7];
+    Py_ssize_t watch = PyNumber_AsSsize_t(args[8], NULL);
+    if (neg < 0 || (watch == -1 && PyErr_Occurred())) {
+        return NULL;
+    }
+    if (!PyDict_CheckExact(index) || !PyList_CheckExact(keys) || !PyList_CheckExact(pxs) ||
+        !PyList_CheckExact(szs)) {
+        PyErr_SetString(PyExc_TypeError, "apply_side(): index must be a dict, keys/pxs/szs lists");
+        return NULL;
+    }
+    if (tops == Py_None) {
+        tops = NULL;
+    }
+    else if (!PyList_CheckExact(tops) || !PyUnicode_Check(sep)) {
+        PyErr_SetString(PyExc_TypeError, "apply_side(): tops must be a list or None, sep a str");
+        return NULL;
+    }
+    Py_ssize_t n;
+    int dirty;
+    int rc = side_apply(index, keys, pxs, szs, neg, tops, sep, levels, watch, &n, &dirty);
+    if (rc < 0) {
+        return NULL;
+    }
+    if (rc == 0) {
+        return PyBool_FromLong(dirty);
+    }
     return Py_BuildValue("(nO)", n, dirty ? Py_True : Py_False);
+}
+
+/* ------------------------------------------------------------------ apply_delta */
+
+/* L2Book.apply_delta in C works on the book's and its sides' __slots__ directly, at the
+ * offsets their member descriptors give (register() reads and checks them: every one an
+ * object slot), for L2Book itself only (a subclass may override what this inlines). */
+
+#include <structmember.h>
+
+enum {
+    B_ASKS, B_BIDS, B_CHECKSUM, B_CK_VALUE, B_CK_VERSION, B_LAST_UPDATE, B_MEMO, B_SEQ_RULE,
+    B_UPDATES, B_VALID, B_VERSION, B_WATCH, B_CHECK_CROSSED, B_LAST_CHECKSUM,
+    B_LAST_EVENT_TIME, B_SEQUENCE, B_VERIFIED, B_COUNT
+};
+static const char *const BOOK_SLOTS[B_COUNT] = {
+    "_asks", "_bids", "_checksum", "_ck_value", "_ck_version", "_last_update", "_memo",
+    "_seq_rule", "_updates", "_valid", "_version", "_watch", "check_crossed", "last_checksum",
+    "last_event_time", "sequence", "verified",
+};
+enum { S_EXACT, S_INDEX, S_KEYS, S_NEG, S_PXS, S_SEP, S_SZS, S_TOPS, S_COUNT };
+static const char *const SIDE_SLOTS[S_COUNT] = {
+    "exact", "index", "keys", "neg", "pxs", "sep", "szs", "tops",
+};
+static PyTypeObject *book_type, *side_type;
+static Py_ssize_t book_off[B_COUNT], side_off[S_COUNT];
+
+#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+
+/* bool(a op b), as Python's operator (no identity shortcut); -1 on error. */
+static int
+compare(PyObject *a, PyObject *b, int op)
+{
+    PyObject *r = PyObject_RichCompare(a, b, op);
+    if (r == NULL) {
+        return -1;
+    }
+    int t = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return t;
+}
+
+static int
+slot_offsets(PyTypeObject *type, const char *const *names, int count, Py_ssize_t *out)
+{
+    for (int i = 0; i < count; i++) {
+        PyObject *d = PyDict_GetItemString(type->tp_dict, names[i]); /* borrowed */
+        if (d == NULL || !Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+            return -1;
+        }
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type != T_OBJECT_EX || (m->flags & READONLY) || m->offset <= 0 ||
+            m->offset + (Py_ssize_t)sizeof(PyObject *) > type->tp_basicsize) {
+            return -1;
+        }
+        out[i] = m->offset;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(register_doc,
+"register(book_type, side_type, /) -> bool\n\n"
+"Enable apply_delta for exactly these types (L2Book, _Side): whether their slots were found.");
+
+static PyObject *
+register_types(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyType_Check(args[0]) || !PyType_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "register() takes two types");
+        return NULL;
+    }
+    Py_CLEAR(book_type);
+    Py_CLEAR(side_type);
+    PyTypeObject *bt = (PyTypeObject *)args[0], *st = (PyTypeObject *)args[1];
+    if (slot_offsets(bt, BOOK_SLOTS, B_COUNT, book_off) < 0 ||
+        slot_offsets(st, SIDE_SLOTS, S_COUNT, side_off) < 0) {
+        Py_RETURN_FALSE; /* apply_delta then always hands back */
+    }
+    Py_INCREF(bt);
+    Py_INCREF(st);
+    book_type = bt;
+    side_type = st;
+    Py_RETURN_TRUE;
+}
+
+/* obj.slot = value (new reference taken to value). */
+static void
+slot_set(PyObject *obj, Py_ssize_t off, PyObject *value)
+{
+    Py_INCREF(value);
+    Py_XSETREF(SLOT(obj, off), value);
+}
+
+/* obj.slot += 1 for an int slot; -1 on error. */
+static int
+slot_incr(PyObject *obj, Py_ssize_t off)
+{
+    PyObject *v = PyNumber_Add(SLOT(obj, off), ONE);
+    if (v == NULL) {
+        return -1;
+    }
+    Py_XSETREF(SLOT(obj, off), v);
+    return 0;
+}
+
+/* Whether a side can be handed to side_apply as it is (all slots set, float keys). */
+static int
+side_ok(PyObject *side)
+{
+    if (!Py_IS_TYPE(side, side_type)) {
+        return 0;
+    }
+    for (int i = 0; i < S_COUNT; i++) {
+        if (SLOT(side, side_off[i]) == NULL) {
+            return 0;
+        }
+    }
+    PyObject *tops = SLOT(side, side_off[S_TOPS]);
+    return SLOT(side, side_off[S_EXACT]) == Py_False &&
+           PyDict_CheckExact(SLOT(side, side_off[S_INDEX])) &&
+           PyList_CheckExact(SLOT(side, side_off[S_KEYS])) &&
+           PyList_CheckExact(SLOT(side, side_off[S_PXS])) &&
+           PyList_CheckExact(SLOT(side, side_off[S_SZS])) &&
+           PyBool_Check(SLOT(side, side_off[S_NEG])) &&
+           (tops == Py_None || (PyList_CheckExact(tops) &&
+                                PyUnicode_Check(SLOT(side, side_off[S_SEP]))));
+}
+
+static int
+side_run(PyObject *side, PyObject *levels, Py_ssize_t watch, Py_ssize_t *n, int *dirty)
+{
+    PyObject *tops = SLOT(side, side_off[S_TOPS]);
+    return side_apply(SLOT(side, side_off[S_INDEX]), SLOT(side, side_off[S_KEYS]),
+                      SLOT(side, side_off[S_PXS]), SLOT(side, side_off[S_SZS]),
+                      SLOT(side, side_off[S_NEG]) == Py_True, tops == Py_None ? NULL : tops,
+                      SLOT(side, side_off[S_SEP]), levels, watch, n, dirty);
+}
+
+static PyObject *S_NONE, *S_LINKED, *S_CONTIGUOUS;
+
+PyDoc_STRVAR(apply_delta_doc,
+"apply_delta(book, bids, asks, sequence, prev_sequence, checksum, time, event_time, /)\n"
+"    -> bool | tuple[int, int, bool, bool] | None\n\n"
+"``L2Book.apply_delta`` in C for the common case. Returns its result (``verified``) when\n"
+"it did it all; ``None`` when it changed nothing and Python must do it all (a book that is\n"
+"invalid or not an L2Book, a sequence failure, an exact-mode side, levels that are not a\n"
+"list/tuple); or ``(stage, n, dirty, seq_checked)`` when Python must finish it\n"
+"(``L2Book._finish_delta``): stage 0: bid levels from ``n`` on, then the asks; stage 1:\n"
+"ask levels from ``n`` on; stage 2: both sides applied, the checks after them (a possible\n"
+"crossed book, a checksum mismatch or a checksum function that raised) are Python's.");
+
+static PyObject *
+apply_delta(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "apply_delta() takes 8 arguments");
+        return NULL;
+    }
+    PyObject *book = args[0], *bids = args[1], *asks = args[2], *sequence = args[3];
+    PyObject *prev_sequence = args[4], *checksum = args[5], *time = args[6];
+    PyObject *event_time = args[7];
+    if (book_type == NULL || !Py_IS_TYPE(book, book_type) ||
+        !(PyList_CheckExact(bids) || PyTuple_CheckExact(bids)) ||
+        !(PyList_CheckExact(asks) || PyTuple_CheckExact(asks))) {
+        Py_RETURN_NONE;
+    }
+    for (int i = 0; i < B_COUNT; i++) {
+        if (SLOT(book, book_off[i]) == NULL) {
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *b = SLOT(book, book_off[B_BIDS]), *a = SLOT(book, book_off[B_ASKS]);
+    if (SLOT(book, book_off[B_VALID]) != Py_True || !side_ok(b) || !side_ok(a) ||
+        !PyLong_CheckExact(SLOT(book, book_off[B_WATCH]))) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t watch = PyLong_AsSsize_t(SLOT(book, book_off[B_WATCH]));
+    if (watch == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    /* the sequence rule, checked before anything changes */
+    PyObject *rule = SLOT(book, book_off[B_SEQ_RULE]);
+    int seq_checked = 0;
+    if (!PyUnicode_CheckExact(rule)) {
+        Py_RETURN_NONE;
+    }
+    if (PyUnicode_Compare(rule, S_NONE) != 0) {
+        PyObject *last = SLOT(book, book_off[B_SEQUENCE]);
+        if (last != Py_None) {
+            int bad;
+            if (PyUnicode_Compare(rule, S_LINKED) == 0) {
+                bad = compare(prev_sequence, last, Py_NE);
+            }
+            else if (PyUnicode_Compare(rule, S_CONTIGUOUS) == 0 && sequence != Py_None) {
+                PyObject *next = PyNumber_Add(last, ONE);
+                bad = next == NULL ? -1 : compare(sequence, next, Py_NE);
+                Py_XDECREF(next);
+            }
+            else {
+                bad = 1; /* contiguous without a sequence (or an unknown rule) */
+            }
+            if (bad != 0) { /* Python raises the failure (or the error) itself */
+                PyErr_Clear();
+                Py_RETURN_NONE;
+            }
+            seq_checked = 1;
+        }
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    /* from here on the book changes: anything left goes to L2Book._finish_delta */
+    if (sequence != Py_None) {
+        slot_set(book, book_off[B_SEQUENCE], sequence);
+    }
+    int dirty = 0, d = 0;
+    Py_ssize_t n = 0;
+    if (PySequence_Fast_GET_SIZE(bids)) {
+        int rc = side_run(b, bids, watch, &n, &d);
+        if (rc < 0) {
+            return NULL;
+        }
+        if (rc > 0) {
+            return Py_BuildValue("(inOO)", 0, n, d ? Py_True : Py_False,
+                                 seq_checked ? Py_True : Py_False);
+        }
+        dirty = d;
+    }
+    if (PySequence_Fast_GET_SIZE(asks)) {
+        int rc = side_run(a, asks, watch, &n, &d);
+        if (rc < 0) {
+            return NULL;
+        }
+        if (rc > 0) {
+            return Py_BuildValue("(inOO)", 1, n, (dirty || d) ? Py_True : Py_False,
+                                 seq_checked ? Py_True : Py_False);
+        }
+        dirty = dirty || d;
+    }
+#define HANDBACK_CHECKS()                                                                     \
+    return Py_BuildValue("(inOO)", 2, (Py_ssize_t)0, dirty ? Py_True : Py_False,              \
+                         seq_checked ? Py_True : Py_False)
+    if (dirty) {
+        int crossed = PyObject_IsTrue(SLOT(book, book_off[B_CHECK_CROSSED]));
+        if (crossed < 0) {
+            return NULL;
+        }
+        if (crossed) {
+            PyObject *bk = SLOT(b, side_off[S_KEYS]), *ak = SLOT(a, side_off[S_KEYS]);
+            if (PyList_GET_SIZE(bk) && PyList_GET_SIZE(ak)) {
+                PyObject *b0 = PyList_GET_ITEM(bk, 0), *a0 = PyList_GET_ITEM(ak, 0);
+                if (!PyFloat_CheckExact(b0) || !PyFloat_CheckExact(a0) ||
+                    -PyFloat_AS_DOUBLE(b0) >= PyFloat_AS_DOUBLE(a0)) {
+                    HANDBACK_CHECKS(); /* maybe crossed: Python compares the decimals */
+                }
+            }
+        }
+        if (slot_incr(book, book_off[B_VERSION]) < 0) {
+            return NULL;
+        }
+        dirty = 0; /* the version is bumped: Python must not bump it again */
+    }
+    int verified = seq_checked;
+    PyObject *fn = SLOT(book, book_off[B_CHECKSUM]);
+    if (checksum != Py_None && fn != Py_None) {
+        PyObject *computed = NULL;
+        int memo = PyObject_IsTrue(SLOT(book, book_off[B_MEMO]));
+        if (memo < 0) {
+            return NULL;
+        }
+        if (memo) {
+            int same = compare(SLOT(book, book_off[B_CK_VERSION]),
+                               SLOT(book, book_off[B_VERSION]), Py_EQ);
+            if (same < 0) {
+                return NULL;
+            }
+            if (same) {
+                computed = SLOT(book, book_off[B_CK_VALUE]);
+                Py_INCREF(computed);
+            }
+        }
+        if (computed == NULL) {
+            computed = PyObject_CallOneArg(fn, book);
+            if (computed == NULL || !PyLong_CheckExact(computed)) {
+                /* raised, or not an int: Python calls it again (a pure function of the
+                 * top levels) and reports or converts it */
+                Py_XDECREF(computed);
+                PyErr_Clear();
+                HANDBACK_CHECKS();
+            }
+            slot_set(book, book_off[B_CK_VALUE], computed);
+            slot_set(book, book_off[B_CK_VERSION], SLOT(book, book_off[B_VERSION]));
+        }
+        int ne = compare(computed, checksum, Py_NE);
+        Py_DECREF(computed);
+        if (ne != 0) {
+            PyErr_Clear();
+            HANDBACK_CHECKS(); /* a mismatch: Python raises it */
+        }
+        verified = 1;
+    }
+#undef HANDBACK_CHECKS
+    if (slot_incr(book, book_off[B_UPDATES]) < 0) {
+        return NULL;
+    }
+    slot_set(book, book_off[B_LAST_CHECKSUM], checksum);
+    slot_set(book, book_off[B_LAST_EVENT_TIME], event_time);
+    slot_set(book, book_off[B_LAST_UPDATE], time);
+    PyObject *v = verified ? Py_True : Py_False;
+    slot_set(book, book_off[B_VERIFIED], v);
+    Py_INCREF(v);
+    return v;
 }
 
 /* ------------------------------------------------------------------ load_side */
@@ -712,13 +1056,8 @@ static PyTypeObject *fast_type; /* _decimal's Decimal when its layout checked ou
 /* Coefficient and exponent of a plain text (digits, at most one '.', 1..19 digits, ASCII
  * str). Returns 0 or -1: not plain (the caller asks the Decimal type). */
 static int
-plain_decimal(PyObject *text, uint64_t *coef, int64_t *exp)
+plain_ascii(const char *s, Py_ssize_t n, uint64_t *coef, int64_t *exp)
 {
-    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_COMPACT_ASCII(text)) {
-        return -1;
-    }
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    const char *s = (const char *)PyUnicode_DATA(text);
     uint64_t m = 0;
     int digits = 0, frac = 0, dot = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -743,6 +1082,15 @@ plain_decimal(PyObject *text, uint64_t *coef, int64_t *exp)
     *coef = m;
     *exp = -(int64_t)frac;
     return 0;
+}
+
+static int
+plain_decimal(PyObject *text, uint64_t *coef, int64_t *exp)
+{
+    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_COMPACT_ASCII(text)) {
+        return -1;
+    }
+    return plain_ascii((const char *)PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text), coef, exp);
 }
 
 /* A new Decimal of coefficient `coef` (< 10**19) and exponent `exp` (fast_type set). */
@@ -859,6 +1207,30 @@ make_decimal(PyObject *decimal_type, PyObject *text)
     return PyObject_CallOneArg(decimal_type, text);
 }
 
+/* For other extensions (marketfeed-okx's _cokx), through the capsule
+ * marketfeed._cbook._C_API: Decimal(text) of the ASCII bytes s[:n] when they are a plain
+ * text (see plain_ascii) and the fast path is on; NULL without an error set when not
+ * (the caller builds it its own way), NULL with an error set on failure. */
+static PyObject *
+decimal_from_ascii(const char *s, Py_ssize_t n)
+{
+    uint64_t coef;
+    int64_t exp;
+    if (fast_type == NULL || plain_ascii(s, n, &coef, &exp) < 0) {
+        return NULL;
+    }
+    return new_decimal(coef, exp);
+}
+
+/* Layout shared with _cokx.c (keep in step): version 1. */
+typedef struct {
+    int version;
+    PyTypeObject *decimal_type; /* the Decimal type decimal_from_ascii builds (or NULL) */
+    PyObject *(*decimal_from_ascii)(const char *s, Py_ssize_t n);
+} cbook_api;
+
+static cbook_api c_api;
+
 /* Cached exact Decimal of a text: a dict hit, else a miss. New reference.
  * capacity < 0 (decimal_levels): the miss is decimal(text), stored (the caller bounds the
  * cache once per call). capacity >= 0 (decimal_columns): the miss is what the cache's
@@ -929,7 +1301,6 @@ decimal_pair(PyObject *cache, PyObject *px, PyObject *sz, PyObject *decimal_type
     return pair;
 }
 
-static PyObject *ZERO, *ONE;
 
 PyDoc_STRVAR(decimal_levels_doc,
 "decimal_levels(levels, cache, decimal, capacity, /) -> tuple[tuple[Decimal, Decimal], ...]\n\n"
@@ -1081,6 +1452,8 @@ decimal_columns(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nar
 static PyMethodDef methods[] = {
     {"apply_side", (PyCFunction)(void (*)(void))apply_side, METH_FASTCALL, apply_side_doc},
     {"load_side", (PyCFunction)(void (*)(void))load_side, METH_FASTCALL, load_side_doc},
+    {"apply_delta", (PyCFunction)(void (*)(void))apply_delta, METH_FASTCALL, apply_delta_doc},
+    {"register", (PyCFunction)(void (*)(void))register_types, METH_FASTCALL, register_doc},
     {"crc32_pairs", (PyCFunction)(void (*)(void))crc32_pairs, METH_FASTCALL, crc32_pairs_doc},
     {"crc32", (PyCFunction)crc32_bytes, METH_O, crc32_doc},
     {"decimal_levels", (PyCFunction)(void (*)(void))decimal_levels, METH_FASTCALL,
@@ -1112,12 +1485,28 @@ PyInit__cbook(void)
     if (ZERO == NULL) {
         ZERO = PyLong_FromLong(0);
         ONE = PyLong_FromLong(1);
-        if (ZERO == NULL || ONE == NULL) {
+        S_NONE = PyUnicode_InternFromString("none");
+        S_LINKED = PyUnicode_InternFromString("linked");
+        S_CONTIGUOUS = PyUnicode_InternFromString("contiguous");
+        if (ZERO == NULL || ONE == NULL || S_NONE == NULL || S_LINKED == NULL ||
+            S_CONTIGUOUS == NULL) {
             return NULL;
         }
     }
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddObjectRef(m, "FAST_DECIMAL", fast_type ? Py_True : Py_False) < 0) {
+    if (m == NULL) {
+        return NULL;
+    }
+    c_api.version = 1;
+    c_api.decimal_type = fast_type;
+    c_api.decimal_from_ascii = decimal_from_ascii;
+    PyObject *capsule = PyCapsule_New(&c_api, "marketfeed._cbook._C_API", NULL);
+    if (capsule == NULL || PyModule_AddObject(m, "_C_API", capsule) < 0) {
+        Py_XDECREF(capsule);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(m, "FAST_DECIMAL", fast_type ? Py_True : Py_False) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -5,6 +5,7 @@ Each function does exactly what the pure-Python code it replaces does (see ``_bo
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 def apply_side(
     index: dict[str, float],
@@ -20,6 +21,25 @@ def apply_side(
 ) -> bool | tuple[int, bool]:
     """``_apply_side`` of a float-keyed side: whether the top ``watch`` levels changed, or
     ``(n, dirty)`` when only ``levels[:n]`` were applied and Python continues at ``n``."""
+
+def register(book_type: type[Any], side_type: type[Any], /) -> bool:
+    """Enable :func:`apply_delta` for exactly these classes (``L2Book``, ``_Side``); whether
+    their slots were found."""
+
+def apply_delta(
+    book: Any,
+    bids: Sequence[Sequence[str]],
+    asks: Sequence[Sequence[str]],
+    sequence: int | None,
+    prev_sequence: int | None,
+    checksum: int | None,
+    time: Any,
+    event_time: Any,
+    /,
+) -> bool | tuple[int, int, bool, bool] | None:
+    """``L2Book.apply_delta`` for the common case: its result; ``None`` when nothing was
+    changed and Python does it all; ``(stage, n, dirty, seq_checked)`` when Python
+    finishes it (``L2Book._finish_delta``)."""
 
 def crc32_pairs(
     bid_pxs: list[str],

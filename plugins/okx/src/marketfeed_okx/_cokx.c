@@ -525,6 +525,19 @@ plain_number(const char *s, Py_ssize_t n)
     return 1;
 }
 
+/* marketfeed._cbook's C API (capsule marketfeed._cbook._C_API; layout kept in step with
+ * cbook_api in core/src/marketfeed/_cbook.c): Decimal objects of plain texts (digits, at
+ * most one '.', at most 19 digits) built without calling the type, when the core's layout
+ * check accepted _decimal. NULL (core not built or older): every Decimal comes from the
+ * type, as before. Same value, same exponent, so the same Decimal either way. */
+typedef struct {
+    int version;
+    PyTypeObject *decimal_type;
+    PyObject *(*decimal_from_ascii)(const char *s, Py_ssize_t n);
+} cbook_api;
+
+static const cbook_api *CBOOK;
+
 /* Decimal of a plain number, through the cache when `cached` (misses stored, the cache
  * cleared at capacity, as _decode.cache_miss). New reference, or NULL (error set or not:
  * the caller falls back either way). */
@@ -566,12 +579,23 @@ to_decimal(Fast *self, const char *s, Py_ssize_t n, int cached)
             return NULL;
         }
     }
-    PyObject *d = PyObject_CallOneArg(
-        self->exact != Py_None && n <= CACHED_TEXT_MAX && memchr(s, 'e', n) == NULL &&
-                memchr(s, 'E', n) == NULL
-            ? self->exact
-            : self->decimal,
-        t);
+    PyObject *d = NULL;
+    if (CBOOK != NULL && CBOOK->decimal_type != NULL &&
+        self->decimal == (PyObject *)CBOOK->decimal_type) {
+        d = CBOOK->decimal_from_ascii(s, n); /* equal to decimal(t) and exact(t) */
+        if (d == NULL && PyErr_Occurred()) {
+            Py_DECREF(t);
+            return NULL;
+        }
+    }
+    if (d == NULL) {
+        d = PyObject_CallOneArg(
+            self->exact != Py_None && n <= CACHED_TEXT_MAX && memchr(s, 'e', n) == NULL &&
+                    memchr(s, 'E', n) == NULL
+                ? self->exact
+                : self->decimal,
+            t);
+    }
     if (d != NULL && cached) {
         if (PyDict_GET_SIZE(self->cache) >= self->capacity) {
             PyDict_Clear(self->cache);
@@ -1438,6 +1462,11 @@ PyInit__cokx(void)
     if (PyType_Ready(&FastType) < 0) {
         return NULL;
     }
+    CBOOK = PyCapsule_Import("marketfeed._cbook._C_API", 0);
+    if (CBOOK == NULL || CBOOK->version != 1) {
+        PyErr_Clear(); /* no (or another) core C extension: the Decimal type builds them all */
+        CBOOK = NULL;
+    }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
         return NULL;
@@ -1445,6 +1474,12 @@ PyInit__cokx(void)
     Py_INCREF(&FastType);
     if (PyModule_AddObject(m, "Fast", (PyObject *)&FastType) < 0) {
         Py_DECREF(&FastType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(m, "FAST_DECIMAL",
+                              CBOOK != NULL && CBOOK->decimal_type != NULL ? Py_True
+                                                                          : Py_False) < 0) {
         Py_DECREF(m);
         return NULL;
     }

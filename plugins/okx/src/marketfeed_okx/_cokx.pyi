@@ -9,6 +9,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+FAST_DECIMAL: bool
+"""Whether plain decimal texts become ``Decimal`` objects through the core's C API
+(``marketfeed._cbook._C_API``) rather than by calling the type (same values either way)."""
+
 class Fast:
     """``Fast(...)(frame, receive_time)`` (frame: str or bytes): a list of ``Ticker``/
     ``Trade`` events for a ``tickers``/``trades`` push; for a book push
