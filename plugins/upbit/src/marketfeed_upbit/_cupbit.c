@@ -13,8 +13,9 @@
  *     and the UnitCache's `numbers` makes of it; kept in a bounded table of number texts),
  *     and stores it as UnitCache.__missing__ does (same capacity check, `clears` counter and
  *     `empty_keys`);
- *   - totals are Decimal(text), as msgspec decodes a Decimal field; the event time is the
- *     UTC datetime of the epoch milliseconds (== datetime.fromtimestamp(ms / 1000, UTC));
+ *   - totals are Decimal(text) (through the same number table), as msgspec decodes a Decimal
+ *     field; the event time is the UTC datetime of the epoch milliseconds
+ *     (== datetime.fromtimestamp(ms / 1000, UTC));
  *   - the market is resolved through the handler's `markets` dict, or `market(code,
  *     receive_time)` on its first frame (which queues the "active" status), at the same
  *     point as the Python path.
@@ -895,8 +896,9 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
 
     /* -- the event */
     code = PyUnicode_DecodeUTF8(field[K_CD].s, field[K_CD].n, NULL);
-    tas = decimal_of(self->decimal, field[K_TAS].s, field[K_TAS].n);
-    tbs = decimal_of(self->decimal, field[K_TBS].s, field[K_TBS].n);
+    /* through the number table too: 41 % of the capture's totals repeat a text seen before */
+    tas = number_of(self, field[K_TAS].s, field[K_TAS].n);
+    tbs = number_of(self, field[K_TBS].s, field[K_TBS].n);
     when = ms_datetime(ms);
     ask_t = PyTuple_New(na);
     bid_t = PyTuple_New(nb);
