@@ -553,15 +553,7 @@ unit_miss(Book *self, PyObject *key)
     }
     /* as UnitCache.__missing__: clear both sides once `_capacity` units are held */
     int rc = -1;
-    PyObject *cap_obj = PyObject_GetAttr(self->units, self->s_capacity);
-    if (cap_obj == NULL) {
-        goto done;
-    }
-    Py_ssize_t cap = PyLong_AsSsize_t(cap_obj);
-    Py_DECREF(cap_obj);
-    if (cap == -1 && PyErr_Occurred()) {
-        goto done;
-    }
+    Py_ssize_t cap = self->cap; /* read by index_sync earlier in this frame */
     if (PyDict_GET_SIZE(self->units) >= cap) {
         PyDict_Clear(self->units);
         PyDict_Clear(self->bids);
@@ -577,10 +569,13 @@ unit_miss(Book *self, PyObject *key)
             goto done;
         }
         int set = PyObject_SetAttr(self->units, self->s_clears, more);
-        Py_DECREF(more);
         if (set < 0) {
+            Py_DECREF(more);
             goto done;
         }
+        /* the index holds only what the UnitCache holds: emptied with it */
+        Py_XSETREF(self->clears, more);
+        table_empty(&self->ix);
         if (PySet_GET_SIZE(self->empty_keys) > cap && PySet_Clear(self->empty_keys) < 0) {
             goto done;
         }
@@ -837,6 +832,7 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
     /* -- levels: each unit text through the cache (a miss parsed and stored) */
     PyObject *asks[MAX_UNITS], *bids[MAX_UNITS];
     Py_ssize_t na = 0, nb = 0;
+    int synced = 0;
     PyObject *code = NULL, *tas = NULL, *tbs = NULL, *when = NULL, *ask_t = NULL, *bid_t = NULL;
     PyObject *depth = NULL, *event = NULL, *out = NULL;
     for (Py_ssize_t i = 0; i < nunits; i++) {
@@ -852,6 +848,12 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
                 }
                 continue;
             }
+        }
+        if (!synced) { /* once per frame with a unit not in the index */
+            if (!index_sync(self)) {
+                goto fallback;
+            }
+            synced = 1;
         }
         PyObject *key = PyBytes_FromStringAndSize(unit[i].s, unit[i].n);
         if (key == NULL) {
@@ -880,7 +882,10 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
         Py_INCREF(ask);
         Py_INCREF(bid);
         Py_DECREF(key);
-        int ok = index_sync(self) && index_put(&self->ix, h, unit[i].s, unit[i].n, ask, bid);
+        if ((Py_ssize_t)self->ix.used >= self->cap) {
+            table_empty(&self->ix);
+        }
+        int ok = index_put(&self->ix, h, unit[i].s, unit[i].n, ask, bid);
         if (ask != Py_None) {
             asks[na++] = Py_NewRef(ask);
         }
