@@ -8,7 +8,8 @@ snapshots alone; the difference gives the instructions of 3 passes, the snapshot
 is subtracted, and the rest is divided by the number of updates. Configurations: ``L2Book``
 with checksum off, with marketfeed-okx's checksum functions (``okx-plugin``) and with
 ``L2Book.crc32_pairs``; ``BookEngine`` ``emit="delta"`` (cold decimal cache each pass, as in
-``bench_book.py``) with both checksums. Needs valgrind. Takes ~10 minutes.
+``bench_book.py``) with both checksums. ``PYTHONHASHSEED=0`` and ``gc.freeze()`` after the
+imports keep runs comparable. Needs valgrind. Takes ~10 minutes.
 
     python bench/book/callgrind_book.py [CAPTURE.jsonl]
     python bench/book/callgrind_book.py --run IMPL WHAT CHECKSUM PASSES CAPTURE  (one replay)
@@ -16,6 +17,8 @@ with checksum off, with marketfeed-okx's checksum functions (``okx-plugin``) and
 
 from __future__ import annotations
 
+import gc
+import os
 import re
 import subprocess
 import sys
@@ -44,6 +47,8 @@ def replay(impl: str, what: str, checksum: str, passes: int, capture: str) -> No
     else:
         _book._c = None
     msgs = bb.load([Path(capture)])
+    gc.collect()
+    gc.freeze()  # a full collection over the imported modules would land in some passes
     if what.endswith("-snapshots"):
         msgs = [m for m in msgs if m[1]]
     for _ in range(passes):
@@ -67,6 +72,7 @@ def instructions(*args: str) -> int:
         capture_output=True,
         text=True,
         check=True,
+        env=dict(os.environ, PYTHONHASHSEED="0"),  # same dict layouts in every run
     ).stderr
     m = re.search(r"Collected : (\d+)", out)
     assert m, out

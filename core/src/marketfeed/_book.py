@@ -22,11 +22,13 @@ book tracks whether an update touched its top levels, so the venue checksum (a f
 the top levels only) is recomputed only when they changed.
 
 Optional C speedups (``marketfeed._cbook``, ``_cbook.c``): when compiled (and unless the
-environment variable ``MARKETFEED_PURE_PYTHON=1`` is set at import) delta upkeep, snapshot
-load, the str -> Decimal conversions of emitted levels and :meth:`L2Book.crc32_pairs` run in
-C on these same lists and dict; the C code hands every case it does not take back to the
-Python code below, so behaviour is identical (``tests/core/test_cbook.py``). ``SPEEDUPS``
-says which implementation is active.
+environment variable ``MARKETFEED_PURE_PYTHON=1`` is set at import) the common case of
+:meth:`L2Book.apply_delta` (on the book's own slots), delta upkeep, snapshot load, the
+str -> Decimal conversions of emitted levels (plain texts built in C) and
+:meth:`L2Book.crc32_pairs` run in C on these same lists and dict; the C code hands every case
+it does not take back to the Python code below (``L2Book._finish_delta`` where it stopped
+mid-update), so behaviour is identical (``tests/core/test_cbook.py``). ``SPEEDUPS`` says
+which implementation is active.
 """
 
 from __future__ import annotations

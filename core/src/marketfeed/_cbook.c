@@ -643,11 +643,11 @@ apply_delta(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(inOO)", 2, (Py_ssize_t)0, dirty ? Py_True : Py_False,              \
                          seq_checked ? Py_True : Py_False)
     if (dirty) {
-        int crossed = PyObject_IsTrue(SLOT(book, book_off[B_CHECK_CROSSED]));
-        if (crossed < 0) {
-            return NULL;
+        PyObject *crossed = SLOT(book, book_off[B_CHECK_CROSSED]);
+        if (!PyBool_Check(crossed)) {
+            HANDBACK_CHECKS(); /* its truth could run Python code: Python asks it */
         }
-        if (crossed) {
+        if (crossed == Py_True) {
             PyObject *bk = SLOT(b, side_off[S_KEYS]), *ak = SLOT(a, side_off[S_KEYS]);
             if (PyList_GET_SIZE(bk) && PyList_GET_SIZE(ak)) {
                 PyObject *b0 = PyList_GET_ITEM(bk, 0), *a0 = PyList_GET_ITEM(ak, 0);
@@ -666,11 +666,11 @@ apply_delta(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     PyObject *fn = SLOT(book, book_off[B_CHECKSUM]);
     if (checksum != Py_None && fn != Py_None) {
         PyObject *computed = NULL;
-        int memo = PyObject_IsTrue(SLOT(book, book_off[B_MEMO]));
-        if (memo < 0) {
-            return NULL;
+        PyObject *memo = SLOT(book, book_off[B_MEMO]);
+        if (!PyBool_Check(memo)) {
+            HANDBACK_CHECKS();
         }
-        if (memo) {
+        if (memo == Py_True) {
             int same = compare(SLOT(book, book_off[B_CK_VERSION]),
                                SLOT(book, book_off[B_VERSION]), Py_EQ);
             if (same < 0) {
