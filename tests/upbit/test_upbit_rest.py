@@ -8,29 +8,24 @@ import math
 from decimal import Decimal
 
 import anyio
-import httpx
 import pytest
 from marketfeed import (
     BackfillRequest,
     Candle,
     PluginManager,
-    RateLimiters,
     Subscription,
-    VenueContext,
     VenueError,
-    get_transport,
 )
 from marketfeed.testing import HttpRequest, HttpResponse, ReplayServer
 from marketfeed_upbit import (
     TIMEFRAMES,
     RemainingReq,
-    UpbitConfig,
     UpbitRest,
     candles_from_body,
     instruments_from_body,
     parse_remaining_req,
 )
-from upbit_testdata import DATA
+from upbit_testdata import DATA, rest_context
 
 SMTM = DATA / "upbit.candles.smtm-20210130.http.jsonl"
 CONVERTED = DATA / "upbit.candles.smtm-converted-20200220.http.jsonl"
@@ -159,17 +154,6 @@ def test_remaining_req_header_parsing() -> None:
 # ---------------------------------------------------------------------- over HTTP
 
 
-def _context(server: ReplayServer, **options) -> VenueContext:
-    return VenueContext(
-        venue="upbit",
-        config=UpbitConfig(**options),
-        endpoints={"ws": server.ws_url + "/websocket/v1", "rest": server.http_url},
-        transport=get_transport("httpx-ws"),
-        limiters=RateLimiters(),
-        http=httpx.AsyncClient,
-    )
-
-
 def _minute_rows() -> list[dict]:
     """Real 1-minute rows of 2020-02-20 08:00..11:59 UTC (two responses), newest first."""
     rows = {}
@@ -206,7 +190,7 @@ async def test_backfill_pages_back_with_to_and_count() -> None:
     async with ReplayServer() as server:
         handler, calls = _upbit_like(rows)
         server.add_http_handler("GET", "/v1/candles/minutes/1", handler)
-        ctx = _context(server, candle_page_size=100)
+        ctx = rest_context(server, candle_page_size=100)
         info = PluginManager().venue("upbit")
         request = BackfillRequest(
             subscriptions=(
@@ -239,7 +223,7 @@ async def test_remaining_req_at_the_floor_waits_for_the_next_second() -> None:
     async with ReplayServer() as server:
         handler, calls = _upbit_like(rows, sec=lambda i: 5 if i != 2 else 1)
         server.add_http_handler("GET", "/v1/candles/minutes/1", handler)
-        rest = UpbitRest(_context(server, remaining_req_floor=1))
+        rest = UpbitRest(rest_context(server, remaining_req_floor=1))
         tf = TIMEFRAMES["candle.1m"]
         to = dt.datetime(2020, 2, 20, 12, 0, tzinfo=dt.UTC)
         with anyio.fail_after(20):
@@ -257,7 +241,7 @@ async def test_aiolimiter_fallback_keeps_the_configured_rate() -> None:
     async with ReplayServer() as server:
         handler, calls = _upbit_like(rows)
         server.add_http_handler("GET", "/v1/candles/minutes/1", handler)
-        ctx = _context(server, rest_rate=4)
+        ctx = rest_context(server, rest_rate=4)
         rest = UpbitRest(ctx)
         to = dt.datetime(2020, 2, 20, 12, 0, tzinfo=dt.UTC)
         t0 = anyio.current_time()
@@ -287,7 +271,7 @@ async def test_429_backs_off_then_succeeds() -> None:
             return inner(request)
 
         server.add_http_handler("GET", "/v1/candles/minutes/1", handler)
-        rest = UpbitRest(_context(server, retry_wait_initial=0.01, retry_wait_max=0.05))
+        rest = UpbitRest(rest_context(server, retry_wait_initial=0.01, retry_wait_max=0.05))
         with anyio.fail_after(20):
             page = await rest.candle_page(
                 "KRW-BTC", TIMEFRAMES["candle.1m"], dt.datetime(2020, 2, 20, 12, tzinfo=dt.UTC), 3
@@ -310,7 +294,7 @@ async def test_429_forever_gives_up_after_the_attempts_and_418_is_not_retried() 
         for path in statuses:
             server.add_http_handler("GET", path, handler)
         rest = UpbitRest(
-            _context(server, retry_attempts=3, retry_wait_initial=0.0, retry_wait_max=0.0)
+            rest_context(server, retry_attempts=3, retry_wait_initial=0.0, retry_wait_max=0.0)
         )
         to = dt.datetime(2020, 2, 20, tzinfo=dt.UTC)
         with anyio.fail_after(20):
@@ -331,7 +315,7 @@ async def test_an_error_body_becomes_a_venue_error_with_its_name() -> None:
             "/v1/candles/days",
             lambda r: HttpResponse(404, '{"error":{"message":"Code not found","name":404}}'),
         )
-        rest = UpbitRest(_context(server))
+        rest = UpbitRest(rest_context(server))
         with anyio.fail_after(10), pytest.raises(VenueError, match="Code not found") as err:
             await rest.candle_page("KRW-NOPE", TIMEFRAMES["candle.1d"], None, 1)
         await rest.context.aclose()
@@ -349,7 +333,7 @@ async def test_instruments_job_asks_for_details_and_yields_the_recorded_markets(
             return HttpResponse(200, rec["body"], {"Remaining-Req": "group=market; min=600; sec=9"})
 
         server.add_http_handler("GET", "/v1/market/all", handler)
-        ctx = _context(server)
+        ctx = rest_context(server)
         (job,) = PluginManager().venue("upbit").jobs
         batches = []
         with anyio.fail_after(10):

@@ -13,21 +13,17 @@ import datetime as dt
 from decimal import Decimal
 
 import anyio
-import httpx
 import msgspec
 import pytest
 from marketfeed import (
     BackfillRequest,
     PluginManager,
-    RateLimiters,
     Subscription,
     Trade,
-    VenueContext,
-    get_transport,
 )
 from marketfeed.testing import HttpRequest, HttpResponse, ReplayServer
-from marketfeed_upbit import UpbitConfig, trades_from_body
-from upbit_testdata import CAPTURE_2021, make_normaliser, payload, received, utc
+from marketfeed_upbit import trades_from_body
+from upbit_testdata import CAPTURE_2021, make_normaliser, payload, received, rest_context, utc
 
 _encode = msgspec.json.Encoder(decimal_format="number").encode
 _decode = msgspec.json.Decoder(float_hook=Decimal).decode
@@ -85,17 +81,6 @@ def _upbit_ticks(rows: list[dict]):
     return handler, calls
 
 
-def _context(server: ReplayServer, **options) -> VenueContext:
-    return VenueContext(
-        venue="upbit",
-        config=UpbitConfig(**options),
-        endpoints={"ws": server.ws_url + "/websocket/v1", "rest": server.http_url},
-        transport=get_transport("httpx-ws"),
-        limiters=RateLimiters(),
-        http=httpx.AsyncClient,
-    )
-
-
 def _ws_normalised(market: str) -> dict[str, Trade]:
     """The same trades through the WebSocket normaliser, by trade id."""
     norm = make_normaliser([("trade", market)])
@@ -137,7 +122,7 @@ async def test_gap_backfill_pages_with_cursor_and_returns_every_trade_of_the_win
     async with ReplayServer() as server:
         handler, calls = _upbit_ticks(rows)
         server.add_http_handler("GET", "/v1/trades/ticks", handler)
-        ctx = _context(server, trade_page_size=20)
+        ctx = rest_context(server, trade_page_size=20)
         info = PluginManager().venue("upbit")
         request = BackfillRequest(
             subscriptions=(
@@ -173,7 +158,7 @@ async def test_a_window_older_than_seven_trading_days_asks_nothing_more() -> Non
     async with ReplayServer() as server:
         handler, calls = _upbit_ticks(rows)
         server.add_http_handler("GET", "/v1/trades/ticks", handler)
-        ctx = _context(server)
+        ctx = rest_context(server)
         info = PluginManager().venue("upbit")
         start = dt.datetime(2021, 3, 1, tzinfo=dt.UTC)
         request = BackfillRequest(

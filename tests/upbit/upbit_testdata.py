@@ -31,3 +31,20 @@ def make_normaliser(subscriptions=(), session=None):
     subs = tuple(Subscription(venue="upbit", channel=c, symbol=s) for c, s in subscriptions)
     plan = ConnectionPlan(name="upbit/0", url="ws://127.0.0.1:9/websocket/v1", subscriptions=subs)
     return UpbitNormaliser(plan, session=session)
+
+
+def rest_context(server, **options):
+    """A real upbit ``VenueContext`` whose REST (and WebSocket) endpoints are the replay
+    server's, with ``UpbitConfig(**options)``."""
+    import httpx
+    from marketfeed import RateLimiters, VenueContext, get_transport
+    from marketfeed_upbit import UpbitConfig
+
+    return VenueContext(
+        venue="upbit",
+        config=UpbitConfig(**options),
+        endpoints={"ws": server.ws_url + "/websocket/v1", "rest": server.http_url},
+        transport=get_transport("httpx-ws"),
+        limiters=RateLimiters(),
+        http=httpx.AsyncClient,
+    )
