@@ -333,14 +333,14 @@ def _run_once(
 @app.command()
 def backfill(
     venue: Annotated[str, typer.Argument(help="Venue, e.g. okx")],
-    channel: Annotated[str, typer.Option(help="Channel, e.g. candle1m")],
+    channel: Annotated[str, typer.Option(help="Channel, e.g. candle1m or trades")],
     symbol: Annotated[list[str], typer.Option(help="Native symbol (repeatable)")],
     start: Annotated[str, typer.Option(help="ISO time (UTC unless offset given)")],
     end: Annotated[str | None, typer.Option(help="ISO time (default: now)")] = None,
     config: Annotated[Path | None, typer.Option(help="Config for endpoints/options/sinks")] = None,
     sink: Annotated[str | None, typer.Option(help="SQL sink URL (overrides config)")] = None,
 ) -> None:
-    """Fetch REST history (candles) for a time range into the sinks, with a progress bar."""
+    """Fetch REST history (candles, trades) for a time range into the sinks, with a progress bar."""
     from .._contract import BackfillRequest, Subscription
 
     async def body(sup: Supervisor) -> int:
