@@ -367,3 +367,58 @@ def test_odd_trades_give_what_the_python_path_gives(frame: bytes, monkeypatch) -
     assert _outcome(fast, first) == _outcome(slow, first)
     for f in (frame, frame, frame.decode()):
         assert _outcome(fast, f) == _outcome(slow, f)
+
+
+def _number_texts(frame: str | bytes) -> list[str]:
+    """Every JSON number of a frame, as the text Upbit sent (``1505.00000000``, ``2.2E-7``)."""
+    texts: list[str] = []
+    json.loads(frame, parse_float=lambda s: texts.append(s) or 0.0, parse_int=texts.append)
+    return texts
+
+
+def _exact(d: object) -> tuple[object, ...]:
+    assert type(d) is Decimal
+    return d.as_tuple(), str(d)
+
+
+@needs_c
+def test_core_built_decimals_are_on_when_the_core_builds_them() -> None:
+    cbook = pytest.importorskip("marketfeed._cbook", reason="marketfeed._cbook not built")
+    assert _normalise._cupbit.FAST_DECIMAL is cbook.FAST_DECIMAL
+
+
+@needs_c
+@pytest.mark.parametrize("path", [CAPTURE_2021, DEFAULT_CONSTRUCTED, MISC_CONSTRUCTED, DOCS_WS])
+def test_c_path_decimals_equal_decimal_of_the_sent_text_on_every_recorded_number(path) -> None:
+    # the C path builds each new plain number text through the core's _C_API (FAST_DECIMAL)
+    # and any other text (exponents) with Decimal(text): either way, digits and exponent as sent
+    norm = make_normaliser()
+    checked = 0
+    for rec in received(path):
+        frame = payload(rec)
+        handler = norm._fast.get(frame[:12])
+        events = handler(frame, NOW) if handler is not None and _is_c(handler) else None
+        if events is None:  # left to the Python path (a market's first trade, odd frames)
+            list(norm(frame, NOW))
+            continue
+        sent = {_exact(Decimal(t)) for t in _number_texts(frame)}
+        msg = json.loads(frame, parse_float=str, parse_int=str)
+        for ev in events:
+            if isinstance(ev, BookSnapshot):
+                for short, long, got in (
+                    ("tas", "total_ask_size", ev.total_ask_size),
+                    ("tbs", "total_bid_size", ev.total_bid_size),
+                ):
+                    assert _exact(got) == _exact(Decimal(msg[short if short in msg else long]))
+                    checked += 1
+                for price, size in (*ev.bids, *ev.asks):
+                    assert _exact(price) in sent and _exact(size) in sent
+                    checked += 2
+            else:
+                tp = msg["tp"] if "tp" in msg else msg["trade_price"]
+                tv = msg["tv"] if "tv" in msg else msg["trade_volume"]
+                assert _exact(ev.price) == _exact(Decimal(tp))
+                assert _exact(ev.size) == _exact(Decimal(tv))
+                checked += 2
+    if path in (CAPTURE_2021, DEFAULT_CONSTRUCTED):
+        assert checked > 1000, checked

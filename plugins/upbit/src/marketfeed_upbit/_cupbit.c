@@ -10,7 +10,9 @@
  *     in the cache itself, bids in its `bids` dict): the same keys and values the Python
  *     path uses. A miss parses the unit here (exactly the four fields, plain non-negative
  *     JSON numbers, each once), each number Decimal(text) (what msgspec's float_hook gets
- *     and the UnitCache's `numbers` makes of it; kept in a bounded table of number texts),
+ *     and the UnitCache's `numbers` makes of it; kept in a bounded table of number texts;
+ *     a plain text built by the core's _cbook through its _C_API capsule, an equal Decimal
+ *     of the same digits and exponent, when the core has its fast path: FAST_DECIMAL),
  *     and stores it as UnitCache.__missing__ does (same capacity check, `clears` counter and
  *     `empty_keys`);
  *   - totals are Decimal(text) (through the same number table), as msgspec decodes a Decimal
@@ -443,10 +445,31 @@ ms_datetime(long long ms)
         PyDateTimeAPI->DateTimeType);
 }
 
-/* fn(text) of a number text (fn: decimal.Decimal). */
+/* marketfeed._cbook's C API (capsule marketfeed._cbook._C_API; layout kept in step with
+ * cbook_api in core/src/marketfeed/_cbook.c, as marketfeed-okx's _cokx.c reads it):
+ * Decimal objects of plain texts (digits, at most one '.', at most 19 digits) built without
+ * calling the type, when the core's layout check accepted _decimal. NULL (core not built or
+ * older): every Decimal comes from the type, as before. Same digits, same exponent, so the
+ * same Decimal either way; Upbit's exponent forms (2.2E-7, 0E-8) always go to the type. */
+typedef struct {
+    int version;
+    PyTypeObject *decimal_type;
+    PyObject *(*decimal_from_ascii)(const char *s, Py_ssize_t n);
+} cbook_api;
+
+static const cbook_api *CBOOK;
+
+/* fn(text) of a number text (fn: decimal.Decimal): built by the core for a plain text when
+ * fn is the type it builds, else by calling fn. */
 static PyObject *
 decimal_of(PyObject *fn, const char *s, Py_ssize_t n)
 {
+    if (CBOOK != NULL && CBOOK->decimal_type != NULL && fn == (PyObject *)CBOOK->decimal_type) {
+        PyObject *d = CBOOK->decimal_from_ascii(s, n); /* == Decimal(s[:n]) */
+        if (d != NULL || PyErr_Occurred()) {
+            return d;
+        }
+    }
     PyObject *t = PyUnicode_FromStringAndSize(s, n);
     if (t == NULL) {
         return NULL;
@@ -1445,8 +1468,19 @@ PyInit__cupbit(void)
     if (PyType_Ready(&BookType) < 0 || PyType_Ready(&TradeType) < 0) {
         return NULL;
     }
+    CBOOK = PyCapsule_Import("marketfeed._cbook._C_API", 0);
+    if (CBOOK == NULL || CBOOK->version != 1) {
+        PyErr_Clear(); /* no (or another) core C extension: the Decimal type builds them all */
+        CBOOK = NULL;
+    }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(m, "FAST_DECIMAL",
+                              CBOOK != NULL && CBOOK->decimal_type != NULL ? Py_True
+                                                                          : Py_False) < 0) {
+        Py_DECREF(m);
         return NULL;
     }
     Py_INCREF(&BookType);
