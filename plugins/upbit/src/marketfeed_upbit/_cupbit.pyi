@@ -10,6 +10,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+FAST_DECIMAL: bool
+"""Whether new plain number texts are built by the core's C ``Decimal`` constructor
+(``marketfeed._cbook._C_API``); ``False``: every text goes through ``Decimal(text)``."""
+
 class Book:
     """``Book(...)(frame, receive_time)`` (frame: str or bytes, one orderbook frame in the
     DEFAULT format if ``default`` else SIMPLE): ``[BookSnapshot]``, or ``None`` for a frame
