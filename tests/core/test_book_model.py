@@ -11,32 +11,15 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from marketfeed import BookDelta, BookSnapshot, ResyncRequest, SubscriptionStatus, _book
+from marketfeed import BookDelta, BookSnapshot, ResyncRequest, SubscriptionStatus
 from marketfeed.book import BookEngine, BookIntegrityError, L2Book
 
 T0 = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 
-# --------------------------------------------------------------------------- implementations
-
-try:
-    from marketfeed import _cbook
-except ImportError:  # built without a C compiler
-    _cbook = None  # type: ignore[assignment]
-
-
-@pytest.fixture(autouse=True, scope="module", params=["c", "python"])
-def implementation(request: pytest.FixtureRequest) -> Any:
-    """Every test here runs against the C speedups and against the pure-Python engine."""
-    saved = _book._c
-    if request.param == "c":
-        if _cbook is None:
-            pytest.skip("marketfeed._cbook is not built")
-        _book._c = _cbook
-    else:
-        _book._c = None
-    yield request.param
-    _book._c = saved
+# Every test here runs against the C speedups and against the pure-Python engine
+# (the module-scoped, parametrised `book_implementation` fixture of conftest.py).
+pytestmark = pytest.mark.usefixtures("book_implementation")
 
 
 # --------------------------------------------------------------------------- reference model

@@ -24,7 +24,6 @@ from marketfeed import (
     MarketfeedError,
     ResyncRequest,
     SubscriptionStatus,
-    _book,
 )
 from marketfeed.book import (
     TOP_EXPORT_MAGIC,
@@ -45,26 +44,9 @@ TBT = "okx.20210722.ws.1.jsonl"
 X = "ONT-USDT"  # the instrument faults are injected into (most updates in TBT)
 
 
-# --------------------------------------------------------------------------- implementations
-
-try:
-    from marketfeed import _cbook
-except ImportError:  # built without a C compiler
-    _cbook = None  # type: ignore[assignment]
-
-
-@pytest.fixture(autouse=True, scope="module", params=["c", "python"])
-def implementation(request: pytest.FixtureRequest) -> Any:
-    """Every test here runs against the C speedups and against the pure-Python engine."""
-    saved = _book._c
-    if request.param == "c":
-        if _cbook is None:
-            pytest.skip("marketfeed._cbook is not built")
-        _book._c = _cbook
-    else:
-        _book._c = None
-    yield request.param
-    _book._c = saved
+# Every test here runs against the C speedups and against the pure-Python engine
+# (the module-scoped, parametrised `book_implementation` fixture of conftest.py).
+pytestmark = pytest.mark.usefixtures("book_implementation")
 
 
 # --------------------------------------------------------------------------- capture data
