@@ -29,6 +29,7 @@ from marketfeed.book import (
     TOP_EXPORT_MAGIC,
     BookEngine,
     BookIntegrityError,
+    Crc32Checksum,
     L2Book,
     decode_top_export,
 )
@@ -219,14 +220,17 @@ def test_reference_model_matches_every_capture_checksum() -> None:
     assert total == sum(map(count_checksummed, CAPTURES)) == 290 + 1504 + 1446 + 1422
 
 
+@pytest.mark.parametrize("checksum", [reference_checksum, Crc32Checksum(25, ":")])
 @pytest.mark.parametrize("name", CAPTURES)
-def test_l2book_verifies_every_checksum(name: str) -> None:
+def test_l2book_verifies_every_checksum(name: str, checksum: Any) -> None:
+    """Every capture checksum verifies, with the reference function and with the core's
+    Crc32Checksum (computed inside apply_delta by the C speedups)."""
     expected = count_checksummed(name)
     books: dict[str, L2Book] = {}
     refs: dict[str, RefBook] = {}
     verified = 0
     for m in load(name):
-        book = books.setdefault(m.inst, L2Book("okx", m.inst, m.inst, checksum=reference_checksum))
+        book = books.setdefault(m.inst, L2Book("okx", m.inst, m.inst, checksum=checksum))
         ref = refs.setdefault(m.inst, RefBook())
         ref.apply(m)
         if m.action == "snapshot":
@@ -615,3 +619,4 @@ def test_export_top_round_trips_with_numpy() -> None:
 
 def test_integrity_error_is_a_marketfeed_error() -> None:
     assert issubclass(BookIntegrityError, MarketfeedError)
+

@@ -9,6 +9,7 @@ memory checks (nothing kept alive, memory flat over 100k updates of real capture
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import json
 import sys
@@ -20,8 +21,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from marketfeed import _book
-from marketfeed.book import SPEEDUPS, BookIntegrityError, L2Book
+from marketfeed import ResyncRequest, _book
+from marketfeed.book import SPEEDUPS, BookEngine, BookIntegrityError, Crc32Checksum, L2Book
 
 cbook = pytest.importorskip("marketfeed._cbook", reason="marketfeed._cbook is not built")
 
@@ -560,7 +561,12 @@ def test_decimal_levels_equals_python(levels: Any, shape: int) -> None:
         finally:
             _book._c = saved
     assert repr(got) == repr(want)  # repr: NaN != NaN, and the spelling counts
-    assert repr(dict(c_cache)) == repr(dict(py_cache))
+    # C builds plain texts directly (no cache entry, with FAST_DECIMAL) and caches the rest
+    # as Python does.
+    assert all(repr(v) == repr(Decimal(k)) for k, v in c_cache.items())
+    assert len(c_cache) <= c_cache.capacity  # cleared past its capacity, as in Python
+    if not cbook.FAST_DECIMAL:
+        assert repr(dict(c_cache)) == repr(dict(py_cache))
 
 
 def test_decimal_levels_clears_the_cache_past_its_capacity() -> None:
@@ -579,7 +585,7 @@ def test_decimal_columns_equals_python(n: int | None) -> None:
     want = tuple(zip(map(Decimal, pxs[:n]), map(Decimal, szs[:n]), strict=True))
     cache = _book._DecimalCache(100)
     assert cbook.decimal_columns(pxs, szs, n, cache) == want
-    assert set(cache) == set(pxs[:n] + szs[:n])
+    assert set(cache) == set(pxs[:n] + szs[:n])  # no Decimal type given: every text cached
     with pytest.raises(InvalidOperation):  # through the cache's __missing__
         cbook.decimal_columns(["1"], ["nan"], None, _book._DecimalCache(10))
 
@@ -642,7 +648,7 @@ def test_decimals_built_in_c_equal_the_decimal_type(texts: list[str]) -> None:
     for (p, s), t in zip(got, texts, strict=True):
         got = ("ok", type(p), p.as_tuple(), str(p), repr(p), p.is_nan() or hash(p))
         assert _as_python(t) == got  # (a NaN's hash is per object)
-        assert p is s  # the second one is the cached first
+        assert repr(s) == repr(p)  # the second one: built directly again, or the cached first
         if p.is_finite():
             assert p + 1 == Decimal(t) + 1 and p * 3 == Decimal(t) * 3
 
@@ -665,8 +671,10 @@ def test_decimal_columns_misses_equal_the_caches_missing(
     texts: list[str], capacity: int, n: int | None
 ) -> None:
     """decimal_columns with the Decimal type and capacity (misses in C) gives what the
-    cache's ``__missing__`` gives: the same pairs or exception, the same cache contents
-    (cleared at capacity) afterwards."""
+    cache's ``__missing__`` gives: the same pairs or exception. Plain texts are built
+    directly (not cached) with FAST_DECIMAL; what the cache holds afterwards is right and
+    within its capacity (cleared at capacity), and without FAST_DECIMAL the same as
+    through ``__missing__``."""
     pxs = texts
     szs = list(reversed(texts))
     c_cache = _book._DecimalCache(capacity)
@@ -675,7 +683,11 @@ def test_decimal_columns_misses_equal_the_caches_missing(
     got = outcome(cbook.decimal_columns, pxs, szs, n, c_cache, Decimal, capacity)
     want = outcome(cbook.decimal_columns, pxs, szs, n, py_cache)  # through __missing__
     assert repr(got) == repr(want)
-    assert repr(dict(c_cache)) == repr(dict(py_cache))
+    for k, v in c_cache.items():
+        assert repr(v) == repr(Decimal(k))
+    assert len(c_cache) <= max(capacity, 1)
+    if not cbook.FAST_DECIMAL:
+        assert repr(dict(c_cache)) == repr(dict(py_cache))
 
 
 def test_decimal_columns_without_the_type_uses_getitem() -> None:
@@ -733,32 +745,53 @@ def _messages(name: str) -> list[tuple[str, str, list[Any], list[Any], int]]:
 
 def test_memory_stays_flat_over_100k_updates() -> None:
     """Replaying the real captures (fresh level strings each pass, as from a decoder) for
-    100k+ updates with checksum and BookDelta conversion: the interpreter's allocated
-    blocks do not grow."""
+    100k+ updates through BookEngine (``engine_delta`` in C: checksum, BookDelta
+    conversion; the 2022 capture with a Python checksum function, the 2021 one with
+    ``Crc32Checksum`` computed in C): the interpreter's allocated blocks do not grow."""
     saved = _book._c
     _book._c = cbook
-    messages = []  # (snapshot?, instId, the data object as JSON text)
+    messages = []  # (capture, snapshot?, instId, the data object as JSON text)
     for name in ("okx.20220513.ws.1.jsonl", "okx.20210722.ws.1.jsonl"):
         for action, inst, bids, asks, ck in _messages(name):
             data = json.dumps({"bids": bids, "asks": asks, "checksum": ck})
-            messages.append((action == "snapshot", inst, data))
+            messages.append((name, action == "snapshot", inst, data))
 
     def okx(book: L2Book) -> int:
         v = book.crc32_pairs(25)
         return v - 0x100000000 if v & 0x80000000 else v
 
+    t = dt.datetime(2022, 5, 13, tzinfo=dt.UTC)
+
     def one_pass() -> int:
-        books: dict[str, L2Book] = {}
-        for snapshot, inst, text in messages:
+        engines = {
+            "okx.20220513.ws.1.jsonl": BookEngine("okx", "books", checksum=okx),
+            "okx.20210722.ws.1.jsonl": BookEngine("okx", "books", checksum=Crc32Checksum(25)),
+        }
+        for name, snapshot, inst, text in messages:
             d = json.loads(text)  # fresh strings, as from the decoder
-            book = books.setdefault(inst, L2Book("okx", inst, inst, checksum=okx))
+            engine = engines[name]
             if snapshot:
-                book.apply_snapshot(d["bids"], d["asks"], checksum=d["checksum"])
+                events = engine.snapshot(
+                    inst,
+                    inst,
+                    d["bids"],
+                    d["asks"],
+                    checksum=d["checksum"],
+                    event_time=t,
+                    receive_time=t,
+                )
             else:
-                book.apply_delta(d["bids"], d["asks"], checksum=d["checksum"])
-                _book._levels(d["bids"])
-                _book._levels(d["asks"])
-                book.top(25)
+                events = engine.delta(
+                    inst,
+                    inst,
+                    d["bids"],
+                    d["asks"],
+                    checksum=d["checksum"],
+                    event_time=t,
+                    receive_time=t,
+                )
+                engine.book(inst).top(25)  # type: ignore[union-attr]
+            assert not [e for e in events if isinstance(e, ResyncRequest)]
         return len(messages)
 
     try:

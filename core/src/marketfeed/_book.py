@@ -74,6 +74,7 @@ __all__ = [
     "BookIntegrityError",
     "BookStats",
     "ChecksumFunction",
+    "Crc32Checksum",
     "EmitPolicy",
     "IntegrityKind",
     "L2Book",
@@ -96,6 +97,44 @@ ChecksumFunction = Callable[["L2Book"], int]
 ``book.raw_columns(n)`` or ``book.raw_pairs(n, sep)`` (the cheapest) only. It must be a
 pure function of those top levels: the book memoises the result while its top levels are
 unchanged."""
+
+
+class Crc32Checksum:
+    """A :data:`ChecksumFunction`: the CRC32 of a book's top ``depth`` levels interleaved
+    bid/ask, as OKX (top 25, ``":"``, signed) and Bitget checksum their books.
+
+    ``Crc32Checksum(depth, sep)(book)`` equals ``book.crc32_pairs(depth, sep)``, made a
+    signed 32-bit integer when ``signed`` (OKX's ``checksum`` field). Prefer it to an
+    equivalent function: with the C speedups :meth:`L2Book.apply_delta` computes it
+    without calling into Python (no text built, about 0.2 µs for OKX's top 25).
+
+    Args:
+        depth: Levels per side, ``>= 1``.
+        sep: The separator between every price and size string.
+        signed: Return ``value - 2**32`` for values ``>= 2**31`` (a signed int32).
+
+    Raises:
+        ValueError: ``depth`` is not an int >= 1 or ``sep`` is not a str.
+    """
+
+    __slots__ = ("depth", "sep", "signed")
+
+    def __init__(self, depth: int, sep: str = ":", *, signed: bool = True) -> None:
+        if depth.__class__ is not int or depth < 1:
+            raise ValueError(f"depth must be an int >= 1, not {depth!r}")
+        if sep.__class__ is not str:
+            raise ValueError(f"sep must be a str, not {sep!r}")
+        self.depth = depth
+        self.sep = sep
+        self.signed = bool(signed)
+
+    def __call__(self, book: L2Book) -> int:
+        value = book.crc32_pairs(self.depth, self.sep)
+        return value - 0x100000000 if self.signed and value & 0x80000000 else value
+
+    def __repr__(self) -> str:
+        return f"Crc32Checksum({self.depth}, {self.sep!r}, signed={self.signed})"
+
 
 SequenceRule = Literal["none", "contiguous", "linked"]
 """How update sequence numbers must follow each other (see :class:`L2Book`)."""
@@ -1356,6 +1395,18 @@ class BookEngine:
     ever returned for an invalid book.
     """
 
+    __slots__ = (
+        "_check_crossed",
+        "_checksum",
+        "_emit",
+        "_sequence",
+        "_slots",
+        "_top_depth",
+        "_top_interval",
+        "channel",
+        "venue",
+    )
+
     def __init__(
         self,
         venue: str,
@@ -1527,6 +1578,22 @@ class BookEngine:
             ``[SubscriptionStatus(state="resyncing"), ResyncRequest]`` on the first failure
             (including a delta before any snapshot). Never raises for bad data.
         """
+        c = _c
+        if c is not None:  # the common case in C: the same events, or None (Python's)
+            done = c.engine_delta(
+                self,
+                native_symbol,
+                symbol,
+                bids,
+                asks,
+                event_time,
+                receive_time,
+                sequence,
+                prev_sequence,
+                checksum,
+            )
+            if done is not None:
+                return cast("list[Event]", done)
         slot = self._slots.get(native_symbol)
         if slot is None:
             slot = self._slot(native_symbol, symbol)
@@ -1642,3 +1709,17 @@ def _check_policy(emit: str, top_depth: int, top_interval: float) -> None:
         raise ValueError(f"top_depth must be >= 1, not {top_depth}")
     if top_interval < 0:
         raise ValueError(f"top_interval must be >= 0, not {top_interval}")
+
+
+if _cbook is not None:  # _cbook.engine_delta works on exactly these classes' slots
+    _cbook.register_engine(
+        BookEngine,
+        _Slot,
+        Crc32Checksum,
+        BookDelta,
+        _DECIMALS,
+        Decimal,
+        _DECIMALS.capacity,
+        _BAD_DATA,
+        globals(),  # engine_delta hands every call back to Python while ``_c`` is None
+    )

@@ -412,12 +412,12 @@ apply_side(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 enum {
     B_ASKS, B_BIDS, B_CHECKSUM, B_CK_VALUE, B_CK_VERSION, B_LAST_UPDATE, B_MEMO, B_SEQ_RULE,
     B_UPDATES, B_VALID, B_VERSION, B_WATCH, B_CHECK_CROSSED, B_LAST_CHECKSUM,
-    B_LAST_EVENT_TIME, B_SEQUENCE, B_VERIFIED, B_COUNT
+    B_LAST_EVENT_TIME, B_SEQUENCE, B_SYMBOL, B_VERIFIED, B_COUNT
 };
 static const char *const BOOK_SLOTS[B_COUNT] = {
     "_asks", "_bids", "_checksum", "_ck_value", "_ck_version", "_last_update", "_memo",
     "_seq_rule", "_updates", "_valid", "_version", "_watch", "check_crossed", "last_checksum",
-    "last_event_time", "sequence", "verified",
+    "last_event_time", "sequence", "symbol", "verified",
 };
 enum { S_EXACT, S_INDEX, S_KEYS, S_NEG, S_PXS, S_SEP, S_SZS, S_TOPS, S_COUNT };
 static const char *const SIDE_SLOTS[S_COUNT] = {
@@ -538,6 +538,48 @@ side_run(PyObject *side, PyObject *levels, Py_ssize_t watch, Py_ssize_t *n, int 
 }
 
 static PyObject *S_NONE, *S_LINKED, *S_CONTIGUOUS;
+
+/* Crc32Checksum (marketfeed._book): a checksum function object that apply_delta computes
+ * here, without calling it, from its slots (depth, sep, signed) and the sides' columns. */
+enum { K_DEPTH, K_SEP, K_SIGNED, K_COUNT };
+static const char *const CRC_SLOTS[K_COUNT] = {"depth", "sep", "signed"};
+static PyTypeObject *crc_type;
+static Py_ssize_t crc_off[K_COUNT];
+
+static const char *utf8_of(PyObject *s, Py_ssize_t *len);
+static int crc_pairs_compute(PyObject *bp, PyObject *bs, PyObject *ap, PyObject *as,
+                             Py_ssize_t n, const char *sep, Py_ssize_t seplen, uint32_t *out);
+
+/* fn(book) for a Crc32Checksum fn over sides that passed side_ok: a new int, or NULL
+ * (an error set or not) when Python must call fn itself (depth beyond the watched top, so
+ * crc32_pairs must raise it; a slot of another type; a text that is not UTF-8). */
+static PyObject *
+crc_direct(PyObject *fn, PyObject *b, PyObject *a, Py_ssize_t watch)
+{
+    PyObject *depth = SLOT(fn, crc_off[K_DEPTH]), *sep = SLOT(fn, crc_off[K_SEP]);
+    PyObject *sgn = SLOT(fn, crc_off[K_SIGNED]);
+    if (depth == NULL || sep == NULL || sgn == NULL || !PyLong_CheckExact(depth) ||
+        !PyUnicode_CheckExact(sep) || !PyBool_Check(sgn)) {
+        return NULL;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(depth);
+    if (n < 0 || n > watch) {
+        return NULL;
+    }
+    Py_ssize_t seplen;
+    const char *s = utf8_of(sep, &seplen);
+    uint32_t crc;
+    if (s == NULL ||
+        crc_pairs_compute(SLOT(b, side_off[S_PXS]), SLOT(b, side_off[S_SZS]),
+                          SLOT(a, side_off[S_PXS]), SLOT(a, side_off[S_SZS]), n, s, seplen,
+                          &crc) < 0) {
+        return NULL;
+    }
+    if (sgn == Py_True && (crc & 0x80000000u)) {
+        return PyLong_FromLongLong((long long)crc - 0x100000000LL);
+    }
+    return PyLong_FromUnsignedLong((unsigned long)crc);
+}
 
 PyDoc_STRVAR(apply_delta_doc,
 "apply_delta(book, bids, asks, sequence, prev_sequence, checksum, time, event_time, /)\n"
@@ -682,7 +724,13 @@ apply_delta(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
             }
         }
         if (computed == NULL) {
-            computed = PyObject_CallOneArg(fn, book);
+            if (crc_type != NULL && Py_IS_TYPE(fn, crc_type)) {
+                computed = crc_direct(fn, b, a, watch);
+                PyErr_Clear(); /* NULL: fn(book) below does it (and raises it) */
+            }
+            if (computed == NULL) {
+                computed = PyObject_CallOneArg(fn, book);
+            }
             if (computed == NULL || !PyLong_CheckExact(computed)) {
                 /* raised, or not an int: Python calls it again (a pure function of the
                  * top levels) and reports or converts it */
@@ -935,29 +983,12 @@ PyDoc_STRVAR(crc32_pairs_doc,
 "the top ``n`` levels of each side interleaved bid/ask, every string joined with ``sep``;\n"
 "where one side is shorter the other continues alone. No Python string is built.");
 
-static PyObject *
-crc32_pairs(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+/* CRC32 (unsigned, zlib's) of the top n levels of the four columns (lists of str),
+ * interleaved bid/ask and joined with sep; 0 with *out set, -1 with an exception. */
+static int
+crc_pairs_compute(PyObject *bp, PyObject *bs, PyObject *ap, PyObject *as, Py_ssize_t n,
+                  const char *sep, Py_ssize_t seplen, uint32_t *out)
 {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "crc32_pairs() takes 6 arguments");
-        return NULL;
-    }
-    for (int k = 0; k < 4; k++) {
-        if (!PyList_CheckExact(args[k])) {
-            PyErr_SetString(PyExc_TypeError, "crc32_pairs(): columns must be lists");
-            return NULL;
-        }
-    }
-    Py_ssize_t n = PyNumber_AsSsize_t(args[4], NULL);
-    if (n == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    Py_ssize_t seplen;
-    const char *sep = utf8_of(args[5], &seplen);
-    if (sep == NULL) {
-        return NULL;
-    }
-    PyObject *bp = args[0], *bs = args[1], *ap = args[2], *as = args[3];
     Py_ssize_t nb = PyList_GET_SIZE(bp), na = PyList_GET_SIZE(ap);
     if (PyList_GET_SIZE(bs) < nb) {
         nb = PyList_GET_SIZE(bs);
@@ -993,7 +1024,7 @@ crc32_pairs(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
                 if (b.data != b.local) {
                     PyMem_Free(b.data);
                 }
-                return NULL;
+                return -1;
             }
             first = 0;
         }
@@ -1002,7 +1033,37 @@ crc32_pairs(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     if (b.data != b.local) {
         PyMem_Free(b.data);
     }
-    return PyLong_FromUnsignedLong((unsigned long)(crc ^ 0xFFFFFFFFu));
+    *out = crc ^ 0xFFFFFFFFu;
+    return 0;
+}
+
+static PyObject *
+crc32_pairs(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "crc32_pairs() takes 6 arguments");
+        return NULL;
+    }
+    for (int k = 0; k < 4; k++) {
+        if (!PyList_CheckExact(args[k])) {
+            PyErr_SetString(PyExc_TypeError, "crc32_pairs(): columns must be lists");
+            return NULL;
+        }
+    }
+    Py_ssize_t n = PyNumber_AsSsize_t(args[4], NULL);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t seplen;
+    const char *sep = utf8_of(args[5], &seplen);
+    if (sep == NULL) {
+        return NULL;
+    }
+    uint32_t crc;
+    if (crc_pairs_compute(args[0], args[1], args[2], args[3], n, sep, seplen, &crc) < 0) {
+        return NULL;
+    }
+    return PyLong_FromUnsignedLong((unsigned long)crc);
 }
 
 PyDoc_STRVAR(crc32_doc,
@@ -1222,11 +1283,14 @@ decimal_from_ascii(const char *s, Py_ssize_t n)
     return new_decimal(coef, exp);
 }
 
-/* Layout shared with _cokx.c (keep in step): version 1. */
+/* Layout shared with _cokx.c and _cupbit.c (keep in step; fields are only ever appended):
+ * version 1: decimal_type, decimal_from_ascii; version 2: engine_delta. */
 typedef struct {
     int version;
     PyTypeObject *decimal_type; /* the Decimal type decimal_from_ascii builds (or NULL) */
     PyObject *(*decimal_from_ascii)(const char *s, Py_ssize_t n);
+    /* engine_delta(args) with its 10 arguments (see engine_delta_doc) */
+    PyObject *(*engine_delta)(PyObject *const *args);
 } cbook_api;
 
 static cbook_api c_api;
@@ -1277,15 +1341,31 @@ cached_decimal(PyObject *cache, PyObject *text, PyObject *decimal_type, Py_ssize
     return v;
 }
 
+/* Exact Decimal of a level's text for decimal_levels/decimal_columns: a plain text is built
+ * here directly when `decimal_type` is the checked _decimal type (cheaper than a cache
+ * lookup: no hash, no probe, and no miss to store); any other text goes through the cache
+ * (cached_decimal). New reference. */
+static inline PyObject *
+level_decimal(PyObject *cache, PyObject *text, PyObject *decimal_type, Py_ssize_t capacity)
+{
+    uint64_t coef;
+    int64_t exp;
+    if ((PyTypeObject *)decimal_type == fast_type && fast_type != NULL &&
+        plain_decimal(text, &coef, &exp) == 0) {
+        return new_decimal(coef, exp);
+    }
+    return cached_decimal(cache, text, decimal_type, capacity);
+}
+
 static PyObject *
 decimal_pair(PyObject *cache, PyObject *px, PyObject *sz, PyObject *decimal_type,
              Py_ssize_t capacity)
 {
-    PyObject *p = cached_decimal(cache, px, decimal_type, capacity);
+    PyObject *p = level_decimal(cache, px, decimal_type, capacity);
     if (p == NULL) {
         return NULL;
     }
-    PyObject *s = cached_decimal(cache, sz, decimal_type, capacity);
+    PyObject *s = level_decimal(cache, sz, decimal_type, capacity);
     if (s == NULL) {
         Py_DECREF(p);
         return NULL;
@@ -1447,6 +1527,249 @@ decimal_columns(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nar
     return out;
 }
 
+/* ------------------------------------------------------------------ engine_delta */
+
+/* BookEngine.delta in C for the common case: a known instrument whose book is valid and
+ * that emits BookDelta events only. It reads the engine's and its _Slot's __slots__ at the
+ * offsets register_engine() found (as apply_delta does the book's), applies the levels with
+ * apply_delta (finishing through L2Book._finish_delta where that hands back), builds the
+ * event by calling the BookDelta type with the same keywords as Python, and reports a bad
+ * level through BookEngine._fail exactly as Python's ``except _BAD_DATA``. */
+
+enum { E_SLOTS, E_VENUE, E_COUNT };
+static const char *const ENGINE_SLOTS[E_COUNT] = {"_slots", "venue"};
+enum { T_BOOK, T_EMIT_DELTA, T_EMIT_TOP, T_FAILED, T_COUNT };
+static const char *const ESLOT_SLOTS[T_COUNT] = {"book", "emit_delta", "emit_top", "failed"};
+static PyTypeObject *engine_type, *eslot_type;
+static Py_ssize_t engine_off[E_COUNT], eslot_off[T_COUNT];
+static PyObject *delta_type, *delta_kw, *dec_cache, *dec_type, *dec_capacity, *bad_data;
+static PyObject *S_FAIL, *S_FINISH, *S_C, *EMPTY_TUPLE;
+static PyObject *book_globals; /* marketfeed._book's globals(): off while its _c is None */
+
+static const char *const DELTA_KW[] = {"venue", "symbol", "native_symbol", "event_time",
+                                       "receive_time", "bids", "asks", "sequence",
+                                       "prev_sequence", "checksum", "verified"};
+#define DELTA_NKW 11
+
+PyDoc_STRVAR(register_engine_doc,
+"register_engine(engine_type, slot_type, checksum_type, delta_type, cache, decimal,\n"
+"                capacity, bad_data, book_globals, /) -> bool\n\n"
+"Enable engine_delta for exactly BookEngine and _Slot, the Crc32Checksum fast path of\n"
+"apply_delta, and give the BookDelta type, the decimal cache with its Decimal type and\n"
+"capacity, the exception types a bad update raises (_BAD_DATA) and marketfeed._book's\n"
+"globals() (engine_delta hands back while their _c is None): whether every slot was found.");
+
+static PyObject *
+register_engine(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 9 || !PyType_Check(args[0]) || !PyType_Check(args[1]) ||
+        !PyType_Check(args[2]) || !PyType_Check(args[3]) || !PyDict_Check(args[4]) ||
+        !PyLong_CheckExact(args[6]) || !PyTuple_CheckExact(args[7]) ||
+        !PyDict_CheckExact(args[8])) {
+        PyErr_SetString(PyExc_TypeError, "register_engine() takes 3 types, the BookDelta type, "
+                                         "a dict, the Decimal type, an int, a tuple and a dict");
+        return NULL;
+    }
+    Py_CLEAR(engine_type);
+    Py_CLEAR(eslot_type);
+    Py_CLEAR(crc_type);
+    if (S_FAIL == NULL) {
+        S_FAIL = PyUnicode_InternFromString("_fail");
+        S_FINISH = PyUnicode_InternFromString("_finish_delta");
+        S_C = PyUnicode_InternFromString("_c");
+        EMPTY_TUPLE = PyTuple_New(0);
+        delta_kw = PyTuple_New(DELTA_NKW);
+        if (S_FAIL == NULL || S_FINISH == NULL || S_C == NULL || EMPTY_TUPLE == NULL || delta_kw == NULL) {
+            return NULL;
+        }
+        for (int i = 0; i < DELTA_NKW; i++) {
+            PyObject *k = PyUnicode_InternFromString(DELTA_KW[i]);
+            if (k == NULL) {
+                return NULL;
+            }
+            PyTuple_SET_ITEM(delta_kw, i, k);
+        }
+    }
+    PyTypeObject *et = (PyTypeObject *)args[0], *st = (PyTypeObject *)args[1];
+    PyTypeObject *ct = (PyTypeObject *)args[2];
+    if (slot_offsets(et, ENGINE_SLOTS, E_COUNT, engine_off) < 0 ||
+        slot_offsets(st, ESLOT_SLOTS, T_COUNT, eslot_off) < 0 ||
+        slot_offsets(ct, CRC_SLOTS, K_COUNT, crc_off) < 0) {
+        Py_RETURN_FALSE; /* engine_delta then always hands back */
+    }
+    Py_INCREF(args[3]);
+    Py_XSETREF(delta_type, args[3]);
+    Py_INCREF(args[4]);
+    Py_XSETREF(dec_cache, args[4]);
+    Py_INCREF(args[5]);
+    Py_XSETREF(dec_type, args[5]);
+    Py_INCREF(args[6]);
+    Py_XSETREF(dec_capacity, args[6]);
+    Py_INCREF(args[7]);
+    Py_XSETREF(bad_data, args[7]);
+    Py_INCREF(args[8]);
+    Py_XSETREF(book_globals, args[8]);
+    Py_INCREF(et);
+    Py_INCREF(st);
+    Py_INCREF(ct);
+    engine_type = et;
+    eslot_type = st;
+    crc_type = ct;
+    Py_RETURN_TRUE;
+}
+
+/* Python's ``except _BAD_DATA as exc: return self._fail(slot, exc, receive_time)`` with the
+ * exception set: the resync events, or NULL (the exception left set) for any other. */
+static PyObject *
+engine_fail(PyObject *engine, PyObject *slot, PyObject *receive_time)
+{
+    if (!PyErr_ExceptionMatches(bad_data)) {
+        return NULL;
+    }
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    PyObject *call[4] = {engine, slot, value, receive_time};
+    PyObject *out = PyObject_VectorcallMethod(S_FAIL, call, 4,
+                                              NULL);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return out;
+}
+
+/* The work of engine_delta: a[0..9] = engine, native_symbol, symbol, bids, asks,
+ * event_time, receive_time, sequence, prev_sequence, checksum. A new list of events; None
+ * (a new reference) when Python must do it all (nothing was changed); NULL on error. */
+static PyObject *
+engine_delta_impl(PyObject *const *a)
+{
+    PyObject *engine = a[0], *native = a[1], *bids = a[3], *asks = a[4];
+    PyObject *event_time = a[5], *receive_time = a[6], *sequence = a[7];
+    PyObject *prev_sequence = a[8], *checksum = a[9];
+    if (engine_type == NULL || book_type == NULL || !Py_IS_TYPE(engine, engine_type)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *on = PyDict_GetItemWithError(book_globals, S_C); /* borrowed */
+    if (on == NULL || on == Py_None) {
+        PyErr_Clear();
+        Py_RETURN_NONE; /* the pure-Python engine is switched on */
+    }
+    PyObject *slots = SLOT(engine, engine_off[E_SLOTS]);
+    PyObject *venue = SLOT(engine, engine_off[E_VENUE]);
+    if (slots == NULL || venue == NULL || !PyDict_CheckExact(slots) ||
+        !PyUnicode_CheckExact(native)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *slot = PyDict_GetItemWithError(slots, native); /* borrowed */
+    if (slot == NULL || !Py_IS_TYPE(slot, eslot_type)) {
+        PyErr_Clear();
+        Py_RETURN_NONE; /* a new instrument (or an odd slot): Python's */
+    }
+    for (int i = 0; i < T_COUNT; i++) {
+        if (SLOT(slot, eslot_off[i]) == NULL) {
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *book = SLOT(slot, eslot_off[T_BOOK]);
+    if (SLOT(slot, eslot_off[T_FAILED]) != Py_False ||
+        SLOT(slot, eslot_off[T_EMIT_TOP]) != Py_False ||
+        SLOT(slot, eslot_off[T_EMIT_DELTA]) != Py_True || !Py_IS_TYPE(book, book_type)) {
+        Py_RETURN_NONE; /* dropping, top snapshots or no events: Python's */
+    }
+    Py_INCREF(slot);
+    Py_INCREF(book);
+    PyObject *result = NULL, *bl = NULL, *al = NULL;
+    PyObject *args8[8] = {book, bids, asks, sequence, prev_sequence, checksum, receive_time,
+                          event_time};
+    PyObject *r = apply_delta(NULL, args8, 8);
+    if (r == NULL) {
+        goto failed;
+    }
+    if (r == Py_None) {
+        result = r; /* nothing changed: Python's delta does it all */
+        r = NULL;
+        goto done;
+    }
+    if (!PyBool_Check(r)) { /* (stage, n, dirty, seq_checked): Python finishes */
+        PyObject *call[10] = {book, bids, asks, PyTuple_GET_ITEM(r, 0), PyTuple_GET_ITEM(r, 1),
+                              PyTuple_GET_ITEM(r, 2), PyTuple_GET_ITEM(r, 3), checksum,
+                              receive_time, event_time};
+        PyObject *v = PyObject_VectorcallMethod(S_FINISH, call,
+                                                10, NULL);
+        Py_SETREF(r, v);
+        if (r == NULL) {
+            goto failed;
+        }
+    }
+    /* apply_delta returned a result, so bids and asks are lists or tuples */
+    Py_ssize_t nb = PySequence_Fast_GET_SIZE(bids), na = PySequence_Fast_GET_SIZE(asks);
+    if (nb == 0 && na == 0) {
+        result = PyList_New(0); /* a keep-alive: no event */
+        goto done;
+    }
+    if (nb) {
+        PyObject *dargs[4] = {bids, dec_cache, dec_type, dec_capacity};
+        if ((bl = decimal_levels(NULL, dargs, 4)) == NULL) {
+            goto failed;
+        }
+    }
+    else {
+        bl = Py_NewRef(EMPTY_TUPLE);
+    }
+    if (na) {
+        PyObject *dargs[4] = {asks, dec_cache, dec_type, dec_capacity};
+        if ((al = decimal_levels(NULL, dargs, 4)) == NULL) {
+            goto failed;
+        }
+    }
+    else {
+        al = Py_NewRef(EMPTY_TUPLE);
+    }
+    PyObject *vals[DELTA_NKW] = {venue, SLOT(book, book_off[B_SYMBOL]), native, event_time,
+                                 receive_time, bl, al, sequence, prev_sequence, checksum, r};
+    PyObject *ev = PyObject_Vectorcall(delta_type, vals, 0, delta_kw);
+    if (ev == NULL) {
+        goto failed;
+    }
+    result = PyList_New(1);
+    if (result == NULL) {
+        Py_DECREF(ev);
+        goto done;
+    }
+    PyList_SET_ITEM(result, 0, ev);
+    goto done;
+failed:
+    result = engine_fail(engine, slot, receive_time);
+done:
+    Py_XDECREF(r);
+    Py_XDECREF(bl);
+    Py_XDECREF(al);
+    Py_DECREF(book);
+    Py_DECREF(slot);
+    return result;
+}
+
+PyDoc_STRVAR(engine_delta_doc,
+"engine_delta(engine, native_symbol, symbol, bids, asks, event_time, receive_time,\n"
+"             sequence, prev_sequence, checksum, /) -> list[Event] | None\n\n"
+"``BookEngine.delta`` in C for a known instrument with a valid book emitting deltas only:\n"
+"the same events (or resync pair) as Python's; ``None`` when it changed nothing and Python\n"
+"must do it all.");
+
+static PyObject *
+engine_delta(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "engine_delta() takes 10 arguments");
+        return NULL;
+    }
+    return engine_delta_impl(args);
+}
+
 /* ------------------------------------------------------------------ module */
 
 static PyMethodDef methods[] = {
@@ -1460,6 +1783,10 @@ static PyMethodDef methods[] = {
      decimal_levels_doc},
     {"decimal_columns", (PyCFunction)(void (*)(void))decimal_columns, METH_FASTCALL,
      decimal_columns_doc},
+    {"register_engine", (PyCFunction)(void (*)(void))register_engine, METH_FASTCALL,
+     register_engine_doc},
+    {"engine_delta", (PyCFunction)(void (*)(void))engine_delta, METH_FASTCALL,
+     engine_delta_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1497,9 +1824,10 @@ PyInit__cbook(void)
     if (m == NULL) {
         return NULL;
     }
-    c_api.version = 1;
+    c_api.version = 2;
     c_api.decimal_type = fast_type;
     c_api.decimal_from_ascii = decimal_from_ascii;
+    c_api.engine_delta = engine_delta_impl;
     PyObject *capsule = PyCapsule_New(&c_api, "marketfeed._cbook._C_API", NULL);
     if (capsule == NULL || PyModule_AddObject(m, "_C_API", capsule) < 0) {
         Py_XDECREF(capsule);

@@ -41,6 +41,38 @@ def apply_delta(
     changed and Python does it all; ``(stage, n, dirty, seq_checked)`` when Python
     finishes it (``L2Book._finish_delta``)."""
 
+def register_engine(
+    engine_type: type[Any],
+    slot_type: type[Any],
+    checksum_type: type[Any],
+    delta_type: type[Any],
+    cache: dict[str, Decimal],
+    decimal: type[Decimal],
+    capacity: int,
+    bad_data: tuple[type[BaseException], ...],
+    book_globals: dict[str, Any],
+    /,
+) -> bool:
+    """Enable :func:`engine_delta` for exactly ``BookEngine``/``_Slot`` and the
+    ``Crc32Checksum`` fast path of :func:`apply_delta`; whether every slot was found."""
+
+def engine_delta(
+    engine: Any,
+    native_symbol: str,
+    symbol: str,
+    bids: Sequence[Sequence[str]],
+    asks: Sequence[Sequence[str]],
+    event_time: Any,
+    receive_time: Any,
+    sequence: int | None,
+    prev_sequence: int | None,
+    checksum: int | None,
+    /,
+) -> list[Any] | None:
+    """``BookEngine.delta`` for a known instrument with a valid book emitting deltas only:
+    the same events (or resync pair); ``None`` when nothing was changed and Python does it
+    all (also while ``marketfeed._book._c`` is ``None``)."""
+
 def crc32_pairs(
     bid_pxs: list[str],
     bid_szs: list[str],

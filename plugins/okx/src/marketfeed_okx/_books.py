@@ -22,11 +22,18 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Final, cast
 from zlib import crc32
 
 from marketfeed import Event, Subscription
-from marketfeed.book import SPEEDUPS, BookEngine, EmitPolicy, L2Book
+from marketfeed.book import (
+    SPEEDUPS,
+    BookEngine,
+    ChecksumFunction,
+    Crc32Checksum,
+    EmitPolicy,
+    L2Book,
+)
 
 from ._checksum import CHECKSUM_DEPTH
 from ._decode import BookPush, LooseBookPush, ms_to_datetime
@@ -81,17 +88,16 @@ def book_checksum(book: L2Book) -> int:
     return value - 0x100000000 if value & 0x80000000 else value
 
 
-def book_checksum_crc(book: L2Book) -> int:
-    """:func:`book_checksum` through the core's :meth:`L2Book.crc32_pairs` (the CRC32 of
-    the top 25 levels interleaved bid/ask and joined with ``:``, unsigned), made signed.
+book_checksum_crc: Final = Crc32Checksum(CHECKSUM_DEPTH, ":", signed=True)
+""":func:`book_checksum` through the core's :class:`marketfeed.book.Crc32Checksum` (the
+CRC32 of the top 25 levels interleaved bid/ask and joined with ``:``, made signed), a
+callable ``book_checksum_crc(book) -> int``.
 
-    With the core's C speedups (``marketfeed.book.SPEEDUPS``) no string is built: about
-    0.2 µs per book instead of 2-3 µs, so the plugin uses it whenever they are loaded; the
-    pure-Python :meth:`L2Book.crc32_pairs` is slower than :func:`book_checksum` or
-    :func:`book_checksum_columns`, which serve the pure-Python engine.
-    """
-    value = book.crc32_pairs(CHECKSUM_DEPTH, ":")
-    return value - 0x100000000 if value & 0x80000000 else value
+With the core's C speedups (``marketfeed.book.SPEEDUPS``) no string is built and the book
+engine computes it without calling into Python: about 0.2 µs per book instead of 2-3 µs, so
+the plugin uses it whenever they are loaded; the pure-Python
+:meth:`L2Book.crc32_pairs` is slower than :func:`book_checksum` or
+:func:`book_checksum_columns`, which serve the pure-Python engine."""
 
 
 def book_checksum_columns(book: L2Book) -> int:
@@ -187,7 +193,7 @@ class OkxBooks:
         engine = self._engines.get(channel)
         if engine is None:
             incremental = channel in INCREMENTAL_BOOK_CHANNELS
-            checksum = None
+            checksum: ChecksumFunction | None = None
             if incremental and self.checksum:
                 if SPEEDUPS:
                     checksum = book_checksum_crc

@@ -534,6 +534,8 @@ typedef struct {
     int version;
     PyTypeObject *decimal_type;
     PyObject *(*decimal_from_ascii)(const char *s, Py_ssize_t n);
+    /* version >= 2: BookEngine.delta's common case (10 arguments), None to hand back */
+    PyObject *(*engine_delta)(PyObject *const *args);
 } cbook_api;
 
 static const cbook_api *CBOOK;
@@ -1361,8 +1363,19 @@ book_direct(Fast *self, PyObject *parsed, PyObject *receive_time, PyObject **res
     if (update) {
         PyObject *call[10] = {engine, inst, symbol, bids, asks, event_time, receive_time,
                               seq, PyTuple_GET_ITEM(item, 5), checksum};
-        *result = PyObject_VectorcallMethod(self->s_delta, call,
-                                            5, self->delta_kw);
+        *result = NULL;
+        if (CBOOK != NULL && CBOOK->version >= 2) { /* the core's BookEngine.delta in C */
+            *result = CBOOK->engine_delta(call);
+            if (*result == Py_None) { /* not its case: the method (same events) */
+                Py_CLEAR(*result);
+            }
+            else if (*result == NULL && !PyErr_Occurred()) {
+                PyErr_SetString(PyExc_SystemError, "engine_delta failed without an error");
+            }
+        }
+        if (*result == NULL && !PyErr_Occurred()) {
+            *result = PyObject_VectorcallMethod(self->s_delta, call, 5, self->delta_kw);
+        }
     }
     else {
         PyObject *call[9] = {engine, inst, symbol, bids, asks, event_time, receive_time, seq,
@@ -1463,7 +1476,7 @@ PyInit__cokx(void)
         return NULL;
     }
     CBOOK = PyCapsule_Import("marketfeed._cbook._C_API", 0);
-    if (CBOOK == NULL || CBOOK->version != 1) {
+    if (CBOOK == NULL || CBOOK->version < 1) { /* fields are only ever appended */
         PyErr_Clear(); /* no (or another) core C extension: the Decimal type builds them all */
         CBOOK = NULL;
     }

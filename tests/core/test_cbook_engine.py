@@ -1,0 +1,166 @@
+"""The C speedups' engine path (``_cbook.engine_delta``, ``Crc32Checksum`` in C) against
+the pure-Python engine, event for event, on the real OKX captures of test_book_okx."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from marketfeed import BookDelta, _book
+from marketfeed.book import BookEngine, Crc32Checksum, L2Book
+from test_book_okx import CAPTURES, feed, load
+
+cbook = pytest.importorskip("marketfeed._cbook", reason="marketfeed._cbook is not built")
+
+
+@pytest.mark.parametrize("emit", ["delta", "both"])
+@pytest.mark.parametrize("name", CAPTURES)
+def test_c_engine_gives_pythons_events_with_faults(name: str, emit: str) -> None:
+    """``BookEngine.delta`` through the C speedups (``_cbook.engine_delta``, and
+    ``Crc32Checksum`` computed in C) returns exactly the pure-Python engine's events on a
+    real capture with faults injected into its busiest instrument: a changed size, a
+    resubscribe snapshot, then a dropped update; the stats end equal too."""
+    clean = load(name)
+    inst = Counter(m.inst for m in clean if m.action == "update").most_common(1)[0][0]
+    ups = [p for p, m in enumerate(clean) if m.inst == inst and m.action == "update"]
+    snap = next(m for m in clean if m.inst == inst and m.action == "snapshot")
+    msgs = list(clean)
+    bad = msgs[ups[10]]
+    levels = bad.bids or bad.asks
+    bumped = [[levels[0][0], str(Decimal(levels[0][1]) + 1), *levels[0][2:]], *levels[1:]]
+    msgs[ups[10]] = replace(bad, bids=bumped) if bad.bids else replace(bad, asks=bumped)
+    msgs.insert(ups[15], replace(snap, t=clean[ups[15]].t, ts=clean[ups[15]].ts))
+    del msgs[ups[30] + 1]
+
+    def run(c: Any) -> str:
+        saved = _book._c
+        _book._c = c
+        try:
+            engine = BookEngine("okx", "books", checksum=Crc32Checksum(25), emit=emit)
+            return repr((feed(engine, msgs), engine.stats()))
+        finally:
+            _book._c = saved
+
+    got = run(_book._cbook)
+    want = run(None)
+    assert got == want
+    assert "resyncing" in want and "ResyncRequest" in want  # the faults were seen
+
+
+T0 = dt.datetime(2022, 5, 13, tzinfo=dt.UTC)
+SNAP_BIDS = [["100.5", "2"], ["100.4", "1.25"], ["100", "3"]]
+SNAP_ASKS = [["100.6", "1"], ["100.7", "0.5"]]
+
+
+def engine_with_book(**kw: Any) -> BookEngine:
+    engine = BookEngine("okx", "books", checksum=Crc32Checksum(25), **kw)
+    engine.snapshot("BTC-USDT", "BTC-USDT", SNAP_BIDS, SNAP_ASKS, event_time=T0, receive_time=T0)
+    return engine
+
+
+def c_delta(engine: BookEngine, native: str, bids: Any, asks: Any, checksum: Any = None) -> Any:
+    return cbook.engine_delta(engine, native, native, bids, asks, T0, T0, None, None, checksum)
+
+
+def crc_after(bids: Any, asks: Any) -> int:
+    """The signed OKX checksum of the book after a delta, from a separate pure book."""
+    book = L2Book("okx", "x", "x")
+    book.apply_snapshot(SNAP_BIDS, SNAP_ASKS)
+    book.apply_delta(bids, asks)
+    value = book.crc32_pairs(25, ":")
+    return value - 2**32 if value >= 2**31 else value
+
+
+def test_engine_delta_takes_the_common_case() -> None:
+    engine = engine_with_book()
+    bids, asks = [["100.45", "7"]], [["100.6", "0"]]
+    out = c_delta(engine, "BTC-USDT", bids, asks, crc_after(bids, asks))
+    assert [type(e) for e in out] == [BookDelta]
+    (delta,) = out
+    assert delta.bids == ((Decimal("100.45"), Decimal(7)),)
+    assert delta.asks == ((Decimal("100.6"), Decimal(0)),)
+    assert delta.verified is True
+    book = engine.book("BTC-USDT")
+    assert book is not None and book.raw_top(2) == (
+        [("100.5", "2"), ("100.45", "7")],
+        [("100.7", "0.5")],
+    )
+    assert c_delta(engine, "BTC-USDT", [], []) == []  # a keep-alive: no event
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["unknown instrument", "failed book", "top policy", "subclass", "pure Python switched on"],
+)
+def test_engine_delta_hands_back_what_it_does_not_take(case: str) -> None:
+    """``None`` (Python's delta does it all) and nothing changed."""
+    native = "BTC-USDT"
+    engine = engine_with_book(emit="top" if case == "top policy" else "delta")
+    if case == "subclass":
+
+        class Engine(BookEngine):
+            __slots__ = ()
+
+        engine = Engine("okx", "books")
+        engine.snapshot(native, native, SNAP_BIDS, SNAP_ASKS, event_time=T0, receive_time=T0)
+    if case == "unknown instrument":
+        native = "ETH-USDT"
+    if case == "failed book":
+        engine.delta(native, native, [["100.6", "1"]], [], event_time=T0, receive_time=T0)
+        engine.delta(native, native, [["1", "1"]], [], event_time=T0, receive_time=T0, checksum=1)
+    before = repr(engine.stats())
+    saved = _book._c
+    if case == "pure Python switched on":
+        _book._c = None
+    try:
+        assert c_delta(engine, native, [["100.45", "7"]], []) is None
+    finally:
+        _book._c = saved
+    assert repr(engine.stats()) == before
+
+
+def test_engine_delta_reports_a_bad_update_as_the_engine_does() -> None:
+    """A checksum mismatch and a malformed size give the resync pair of BookEngine._fail."""
+    for bids, checksum in (([["100.45", "7"]], 12345), ([["100.45", "7x"]], None)):
+        got = c_delta(engine_with_book(), "BTC-USDT", bids, [], checksum)
+        saved = _book._c
+        _book._c = None
+        try:
+            want = engine_with_book().delta(
+                "BTC-USDT", "BTC-USDT", bids, [], event_time=T0, receive_time=T0, checksum=checksum
+            )
+        finally:
+            _book._c = saved
+        assert repr(got) == repr(want)
+        assert [type(e).__name__ for e in got] == ["SubscriptionStatus", "ResyncRequest"]
+
+
+def test_crc32_checksum_is_the_signed_or_unsigned_crc_of_the_top() -> None:
+    book = L2Book("okx", "x", "x")
+    book.apply_snapshot(SNAP_BIDS, SNAP_ASKS)
+    unsigned = book.crc32_pairs(2, "|")
+    assert Crc32Checksum(2, "|", signed=False)(book) == unsigned
+    assert Crc32Checksum(2, "|")(book) == (unsigned - 2**32 if unsigned >= 2**31 else unsigned)
+    assert repr(Crc32Checksum(25)) == "Crc32Checksum(25, ':', signed=True)"
+    for bad in ({"depth": 0}, {"depth": 2.0}, {"depth": 3, "sep": b":"}):
+        with pytest.raises(ValueError):
+            Crc32Checksum(**bad)
+
+
+def test_crc32_checksum_deeper_than_the_watched_top_goes_through_python() -> None:
+    """A depth the book does not watch yet is computed by the call (which raises the
+    watched depth); the C path then takes it: every update verifies either way."""
+    book = L2Book("okx", "x", "x", checksum=Crc32Checksum(3, ":"))
+    assert book.apply_snapshot(SNAP_BIDS, SNAP_ASKS, checksum=None) is False
+    for px in ("100.41", "100.42", "100.43"):
+        bids = [[px, "1"]]
+        probe = L2Book("okx", "x", "x")
+        probe.apply_snapshot(*book.raw_top(400))
+        probe.apply_delta(bids, [])
+        value = probe.crc32_pairs(3, ":")
+        signed = value - 2**32 if value >= 2**31 else value
+        assert book.apply_delta(bids, [], checksum=signed) is True
