@@ -58,19 +58,27 @@ def _is_c(handler) -> bool:
 
 
 @needs_c
+@pytest.mark.parametrize("entry", ["__call__", "function"])
 @pytest.mark.parametrize("path", [CAPTURE_2021, DEFAULT_CONSTRUCTED, MISC_CONSTRUCTED, DOCS_WS])
-def test_c_path_gives_the_python_paths_events_on_every_recorded_frame(path, monkeypatch) -> None:
+def test_c_path_gives_the_python_paths_events_on_every_recorded_frame(
+    path, entry, monkeypatch
+) -> None:
+    """Through ``__call__`` and through ``function()`` (the C ``Dispatch`` the normalise
+    hook returns): every frame's events, statuses of new markets first, errors alike."""
     fast, slow = _pair(monkeypatch)
+    call = fast.function() if entry == "function" else fast
+    if entry == "function":
+        assert type(call).__name__ == "Dispatch" and _is_c(call)
     taken = 0
     for rec in received(path):
         frame = payload(rec)
         handler = fast._fast.get(frame[:12])
         if handler is not None and _is_c(handler):
             taken += 1
-        assert _outcome(fast, frame) == _outcome(slow, frame), rec["frame"][:200]
+        assert _outcome(call, frame) == _outcome(slow, frame), rec["frame"][:200]
         # the text form of the same frame, on the same (now warm) normalisers
         text = frame.decode() if isinstance(frame, bytes) else frame
-        assert _outcome(fast, text) == _outcome(slow, text), rec["frame"][:200]
+        assert _outcome(call, text) == _outcome(slow, text), rec["frame"][:200]
     if path in (CAPTURE_2021, DEFAULT_CONSTRUCTED):
         assert taken > 100
 
@@ -422,3 +430,20 @@ def test_c_path_decimals_equal_decimal_of_the_sent_text_on_every_recorded_number
                 checked += 2
     if path in (CAPTURE_2021, DEFAULT_CONSTRUCTED):
         assert checked > 1000, checked
+
+
+@needs_c
+def test_dispatch_sends_other_frames_to_decode_and_rejects_bad_heads(monkeypatch) -> None:
+    """Frames no reader takes (other types and buffers) reach ``decode``; a head that is not
+    12 ASCII characters is refused when the dispatcher is built."""
+    fast, slow = _pair(monkeypatch)
+    call = fast.function()
+    frame = next(payload(r) for r in received(CAPTURE_2021) if b'"ty":"orderbook"' in payload(r))
+    for buf in (bytearray(frame), memoryview(frame)):
+        assert _outcome(call, buf) == _outcome(slow, bytes(buf))
+    assert _outcome(call, b"{") == _outcome(slow, b"{") == ("error", "DecodeError")
+    seen: list[tuple[object, object]] = []
+    with pytest.raises(ValueError, match="12"):
+        _normalise._cupbit.Dispatch({b"short": print}, print, print, [])
+    d = _normalise._cupbit.Dispatch({}, lambda f, t: seen.append((f, t)) or [], print, [])
+    assert d(b"x" * 40, NOW) == [] and seen == [(b"x" * 40, NOW)]

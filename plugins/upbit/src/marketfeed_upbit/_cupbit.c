@@ -455,6 +455,8 @@ typedef struct {
     int version;
     PyTypeObject *decimal_type;
     PyObject *(*decimal_from_ascii)(const char *s, Py_ssize_t n);
+    /* version >= 2: BookEngine.delta's common case (10 arguments), None to hand back */
+    PyObject *(*engine_delta)(PyObject *const *args);
 } cbook_api;
 
 static const cbook_api *CBOOK;
@@ -1442,6 +1444,199 @@ static PyTypeObject TradeType = {
     .tp_new = Trade_new,
 };
 
+/* ------------------------------------------------------------------ dispatch */
+
+/* UpbitNormaliser.__call__ in C: the frame's first HEAD_LEN bytes pick its reader (Book,
+ * Trade or any callable) by comparing them with each known head, as the Python method's
+ * `self._fast.get(frame[:12])` does without slicing or hashing; what the reader does not
+ * take (None), and any other frame, goes to `decode` (the rest of __call__). */
+
+#define HEAD_LEN 12
+#define MAX_HEADS 16
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    Py_ssize_t n_bytes, n_text;
+    char bytes_heads[MAX_HEADS][HEAD_LEN]; /* heads of binary frames */
+    char text_heads[MAX_HEADS][HEAD_LEN];  /* heads of text frames */
+    PyObject *bytes_readers[MAX_HEADS];
+    PyObject *text_readers[MAX_HEADS];
+    PyObject *decode;  /* decode(frame, receive_time): everything else */
+    PyObject *flush;   /* flush(events): the pending statuses first */
+    PyObject *pending; /* list: statuses waiting for the next events */
+} Dispatch;
+
+static int
+Dispatch_traverse(Dispatch *self, visitproc visit, void *arg)
+{
+    for (Py_ssize_t i = 0; i < self->n_bytes; i++) {
+        Py_VISIT(self->bytes_readers[i]);
+    }
+    for (Py_ssize_t i = 0; i < self->n_text; i++) {
+        Py_VISIT(self->text_readers[i]);
+    }
+    Py_VISIT(self->decode);
+    Py_VISIT(self->flush);
+    Py_VISIT(self->pending);
+    return 0;
+}
+
+static int
+Dispatch_clear(Dispatch *self)
+{
+    for (Py_ssize_t i = 0; i < self->n_bytes; i++) {
+        Py_CLEAR(self->bytes_readers[i]);
+    }
+    for (Py_ssize_t i = 0; i < self->n_text; i++) {
+        Py_CLEAR(self->text_readers[i]);
+    }
+    self->n_bytes = self->n_text = 0;
+    Py_CLEAR(self->decode);
+    Py_CLEAR(self->flush);
+    Py_CLEAR(self->pending);
+    return 0;
+}
+
+static void
+Dispatch_dealloc(Dispatch *self)
+{
+    PyObject_GC_UnTrack(self);
+    Dispatch_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Dispatch_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Dispatch *self = (Dispatch *)op;
+    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "dispatch(frame, receive_time) takes 2 arguments");
+        return NULL;
+    }
+    if (self->decode == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Dispatch: used after being cleared");
+        return NULL;
+    }
+    PyObject *frame = args[0];
+    const char *data = NULL;
+    Py_ssize_t len = 0, n = 0;
+    char(*heads)[HEAD_LEN] = NULL;
+    PyObject **readers = NULL;
+    if (PyBytes_CheckExact(frame)) {
+        data = PyBytes_AS_STRING(frame);
+        len = PyBytes_GET_SIZE(frame);
+        heads = self->bytes_heads;
+        readers = self->bytes_readers;
+        n = self->n_bytes;
+    }
+    else if (PyUnicode_CheckExact(frame) && PyUnicode_IS_COMPACT_ASCII(frame)) {
+        data = (const char *)PyUnicode_DATA(frame);
+        len = PyUnicode_GET_LENGTH(frame);
+        heads = self->text_heads;
+        readers = self->text_readers;
+        n = self->n_text;
+    }
+    if (len >= HEAD_LEN) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (memcmp(data, heads[i], HEAD_LEN) != 0) {
+                continue;
+            }
+            PyObject *events = PyObject_Vectorcall(readers[i], args, 2, NULL);
+            if (events == NULL) {
+                return NULL;
+            }
+            if (events == Py_None) {
+                Py_DECREF(events);
+                break;
+            }
+            if (PyList_CheckExact(self->pending) && PyList_GET_SIZE(self->pending) == 0) {
+                return events;
+            }
+            PyObject *out = PyObject_CallOneArg(self->flush, events);
+            Py_DECREF(events);
+            return out;
+        }
+    }
+    return PyObject_Vectorcall(self->decode, args, 2, NULL);
+}
+
+static PyObject *
+Dispatch_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *fast, *decode, *flush, *pending;
+    if (!PyArg_ParseTuple(args, "O!OOO!:Dispatch", &PyDict_Type, &fast, &decode, &flush,
+                          &PyList_Type, &pending)) {
+        return NULL;
+    }
+    Dispatch *self = (Dispatch *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = Dispatch_vectorcall;
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(fast, &pos, &key, &value)) {
+        const char *head;
+        Py_ssize_t head_len;
+        char(*heads)[HEAD_LEN];
+        PyObject **readers;
+        Py_ssize_t *count;
+        if (PyBytes_CheckExact(key)) {
+            head = PyBytes_AS_STRING(key);
+            head_len = PyBytes_GET_SIZE(key);
+            heads = self->bytes_heads;
+            readers = self->bytes_readers;
+            count = &self->n_bytes;
+        }
+        else if (PyUnicode_CheckExact(key) && PyUnicode_IS_COMPACT_ASCII(key)) {
+            head = (const char *)PyUnicode_DATA(key);
+            head_len = PyUnicode_GET_LENGTH(key);
+            heads = self->text_heads;
+            readers = self->text_readers;
+            count = &self->n_text;
+        }
+        else {
+            head_len = -1;
+        }
+        if (head_len != HEAD_LEN || *count >= MAX_HEADS) {
+            Py_DECREF(self);
+            PyErr_SetString(PyExc_ValueError,
+                            "Dispatch: heads must be at most 16 bytes and 16 ASCII str keys of "
+                            "12 characters");
+            return NULL;
+        }
+        memcpy(heads[*count], head, HEAD_LEN);
+        readers[*count] = Py_NewRef(value);
+        (*count)++;
+    }
+    self->decode = Py_NewRef(decode);
+    self->flush = Py_NewRef(flush);
+    self->pending = Py_NewRef(pending);
+    return (PyObject *)self;
+}
+
+PyDoc_STRVAR(Dispatch_doc,
+"Dispatch(fast, decode, flush, pending)\n\n"
+"Called as dispatch(frame, receive_time), UpbitNormaliser.__call__ in C: fast maps a\n"
+"frame's first 12 bytes (bytes keys for binary frames, str keys for text) to its reader;\n"
+"a reader's events are returned (through flush(events) while the list `pending` is not\n"
+"empty); a frame no reader takes (None) goes to decode(frame, receive_time).");
+
+static PyTypeObject DispatchType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "marketfeed_upbit._cupbit.Dispatch",
+    .tp_basicsize = sizeof(Dispatch),
+    .tp_dealloc = (destructor)Dispatch_dealloc,
+    .tp_vectorcall_offset = offsetof(Dispatch, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)Dispatch_traverse,
+    .tp_clear = (inquiry)Dispatch_clear,
+    .tp_doc = Dispatch_doc,
+    .tp_new = Dispatch_new,
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_cupbit", "C fast path of the Upbit normaliser (optional).", -1,
     NULL, NULL, NULL, NULL, NULL,
@@ -1465,11 +1660,12 @@ PyInit__cupbit(void)
     if (PyDateTimeAPI == NULL) {
         return NULL;
     }
-    if (PyType_Ready(&BookType) < 0 || PyType_Ready(&TradeType) < 0) {
+    if (PyType_Ready(&BookType) < 0 || PyType_Ready(&TradeType) < 0 ||
+        PyType_Ready(&DispatchType) < 0) {
         return NULL;
     }
     CBOOK = PyCapsule_Import("marketfeed._cbook._C_API", 0);
-    if (CBOOK == NULL || CBOOK->version != 1) {
+    if (CBOOK == NULL || CBOOK->version < 1) { /* fields are only ever appended */
         PyErr_Clear(); /* no (or another) core C extension: the Decimal type builds them all */
         CBOOK = NULL;
     }
@@ -1492,6 +1688,12 @@ PyInit__cupbit(void)
     Py_INCREF(&TradeType);
     if (PyModule_AddObject(m, "Trade", (PyObject *)&TradeType) < 0) {
         Py_DECREF(&TradeType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&DispatchType);
+    if (PyModule_AddObject(m, "Dispatch", (PyObject *)&DispatchType) < 0) {
+        Py_DECREF(&DispatchType);
         Py_DECREF(m);
         return NULL;
     }

@@ -56,3 +56,24 @@ class Trade:
     def __call__(
         self, frame: str | bytes, receive_time: _dt.datetime, /
     ) -> list[Any] | tuple[()] | None: ...
+
+class Dispatch:
+    """``Dispatch(fast, decode, flush, pending)(frame, receive_time)``:
+    ``UpbitNormaliser.__call__`` in C. ``fast`` maps a frame's first 12 bytes (bytes keys
+    for binary frames, str keys for text frames; at most 16 of each) to its reader; a
+    reader's events are returned (through ``flush(events)`` while ``pending`` is not empty),
+    and a frame no reader takes goes to ``decode(frame, receive_time)``.
+
+    Raises:
+        ValueError: a key that is not 12 bytes or 12 ASCII characters, or too many keys.
+    """
+
+    def __init__(
+        self,
+        fast: dict[Any, Callable[[Any, _dt.datetime], Any]],
+        decode: Callable[[Any, _dt.datetime], Any],
+        flush: Callable[[Any], list[Any]],
+        pending: list[Any],
+        /,
+    ) -> None: ...
+    def __call__(self, frame: Any, receive_time: _dt.datetime, /) -> Any: ...

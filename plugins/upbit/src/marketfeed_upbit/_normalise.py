@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from operator import itemgetter
 from types import ModuleType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
 from marketfeed import (
@@ -364,11 +364,28 @@ class UpbitNormaliser:
     # -- dispatch ------------------------------------------------------------------------
 
     def __call__(self, frame: Frame, receive_time: _dt.datetime) -> Sequence[Event]:
+        """Normalise one frame (UTF-8 bytes or text) received at ``receive_time`` (UTC)."""
         fast = self._fast.get(frame[:12])
         if fast is not None:
             events = fast(frame, receive_time)
             if events is not None:
                 return self._flush(events) if self._pending else events
+        return self._decode(frame, receive_time)
+
+    def function(self) -> Callable[[Frame, _dt.datetime], Sequence[Event]]:
+        """This normaliser as a plain callable (same state, same results): what the
+        ``normalise`` hook returns. With the C fast path it is a ``_cupbit.Dispatch``, which
+        picks a frame's reader without the Python frame of :meth:`__call__` (about 0.1 µs
+        per frame); else the bound :meth:`__call__`."""
+        if _cupbit is None:
+            return self.__call__
+        return cast(
+            "Callable[[Frame, _dt.datetime], Sequence[Event]]",
+            _cupbit.Dispatch(dict(self._fast), self._decode, self._flush, self._pending),
+        )
+
+    def _decode(self, frame: Frame, receive_time: _dt.datetime) -> Sequence[Event]:
+        """Every frame the fast readers do not take: the full msgspec decode."""
         head = frame[:6]
         if head in _SIMPLE_HEADS:
             msg = SIMPLE_DECODER.decode(frame)
