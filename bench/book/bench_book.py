@@ -12,7 +12,8 @@ not JSON decoding.
 
 marketfeed rows run twice: with the C speedups (``marketfeed._cbook``, "C") and with the
 pure-Python engine ("py"), switched in the same process (``marketfeed._book._c``), passes
-alternating. ``crc32_pairs`` rows use ``L2Book.crc32_pairs(25)`` as the OKX checksum (the
+alternating. ``crc32_pairs`` rows use ``Crc32Checksum(25, ":")`` (``L2Book.crc32_pairs(25)``
+made signed; a function calling it on cores without that class) as the OKX checksum (the
 C primitive); ``okx-plugin`` rows marketfeed-okx's own checksum functions. Besides the
 figure over all messages, snapshots and updates are timed apart (each message timed with
 ``perf_counter_ns``). Instruction counts (steadier on a shared machine):
@@ -105,10 +106,18 @@ except ImportError:
         return _reference_checksum
 
 
-def crc32_pairs_checksum(book: L2Book) -> int:
+def _crc32_pairs_function(book: L2Book) -> int:
     """OKX's checksum through the engine's primitive ``L2Book.crc32_pairs`` (signed)."""
     v = book.crc32_pairs(25, ":")
     return v - 4294967296 if v > 2147483647 else v
+
+
+try:  # the core's declarative form, computed inside apply_delta by the C speedups
+    from marketfeed.book import Crc32Checksum
+
+    crc32_pairs_checksum: Callable[[L2Book], int] = Crc32Checksum(25, ":")
+except ImportError:  # an older core (e.g. callgrind_book.py over an older tree)
+    crc32_pairs_checksum = _crc32_pairs_function
 
 
 # (mismatches, ns in snapshots, ns in updates)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import json
+import os
+import subprocess
 import sys
 import zlib
 from decimal import Decimal, InvalidOperation
@@ -32,6 +34,18 @@ DATA = Path(__file__).parent / "data" / "book"
 def test_speedups_flag_says_what_is_active() -> None:
     """``SPEEDUPS`` is true exactly when the engine loaded the C module at import."""
     assert SPEEDUPS is (_book._c is not None) or _book._c is cbook
+
+
+def test_pure_python_environment_does_not_even_load_the_extension() -> None:
+    """``MARKETFEED_PURE_PYTHON=1``: no C speedups, and ``marketfeed._cbook`` is not
+    imported (a broken build cannot get in the way), by the core or by the OKX plugin."""
+    code = (
+        "import sys, marketfeed, marketfeed.book as b, marketfeed_okx;"
+        "print(b.SPEEDUPS, 'marketfeed._cbook' in sys.modules)"
+    )
+    env = {**os.environ, "MARKETFEED_PURE_PYTHON": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["False", "False"], out.stderr
 
 
 # --------------------------------------------------------------------------- strategies

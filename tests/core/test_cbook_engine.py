@@ -17,7 +17,7 @@ from test_book_okx import CAPTURES, feed, load
 cbook = pytest.importorskip("marketfeed._cbook", reason="marketfeed._cbook is not built")
 
 
-@pytest.mark.parametrize("emit", ["delta", "both"])
+@pytest.mark.parametrize("emit", ["delta", "top", "both"])
 @pytest.mark.parametrize("name", CAPTURES)
 def test_c_engine_gives_pythons_events_with_faults(name: str, emit: str) -> None:
     """``BookEngine.delta`` through the C speedups (``_cbook.engine_delta``, and
@@ -45,7 +45,7 @@ def test_c_engine_gives_pythons_events_with_faults(name: str, emit: str) -> None
         finally:
             _book._c = saved
 
-    got = run(_book._cbook)
+    got = run(cbook)
     want = run(None)
     assert got == want
     assert "resyncing" in want and "ResyncRequest" in want  # the faults were seen
@@ -62,8 +62,10 @@ def engine_with_book(**kw: Any) -> BookEngine:
     return engine
 
 
-def c_delta(engine: BookEngine, native: str, bids: Any, asks: Any, checksum: Any = None) -> Any:
-    return cbook.engine_delta(engine, native, native, bids, asks, T0, T0, None, None, checksum)
+def c_delta(
+    engine: BookEngine, native: str, bids: Any, asks: Any, checksum: Any = None, t: Any = T0
+) -> Any:
+    return cbook.engine_delta(engine, native, native, bids, asks, t, t, None, None, checksum)
 
 
 def crc_after(bids: Any, asks: Any) -> int:
@@ -94,12 +96,19 @@ def test_engine_delta_takes_the_common_case() -> None:
 
 @pytest.mark.parametrize(
     "case",
-    ["unknown instrument", "failed book", "top policy", "subclass", "pure Python switched on"],
+    [
+        "unknown instrument",
+        "failed book",
+        "top snapshot due",
+        "subclass",
+        "pure Python switched on",
+    ],
 )
 def test_engine_delta_hands_back_what_it_does_not_take(case: str) -> None:
     """``None`` (Python's delta does it all) and nothing changed."""
     native = "BTC-USDT"
-    engine = engine_with_book(emit="top" if case == "top policy" else "delta")
+    engine = engine_with_book(emit="top" if case == "top snapshot due" else "delta")
+    t = T0 + dt.timedelta(seconds=2) if case == "top snapshot due" else T0
     if case == "subclass":
 
         class Engine(BookEngine):
@@ -117,10 +126,21 @@ def test_engine_delta_hands_back_what_it_does_not_take(case: str) -> None:
     if case == "pure Python switched on":
         _book._c = None
     try:
-        assert c_delta(engine, native, [["100.45", "7"]], []) is None
+        assert c_delta(engine, native, [["100.45", "7"]], [], t=t) is None
     finally:
         _book._c = saved
     assert repr(engine.stats()) == before
+
+
+@pytest.mark.parametrize("emit", ["top", "both"])
+def test_engine_delta_takes_updates_between_top_snapshots(emit: str) -> None:
+    """With top snapshots (emit "top"/"both"), an update before the next one is due is
+    applied in C: no event ("top") or its BookDelta ("both")."""
+    engine = engine_with_book(emit=emit)  # its snapshot emitted a top: the next in 1 s
+    out = c_delta(engine, "BTC-USDT", [["100.45", "7"]], [], t=T0 + dt.timedelta(seconds=0.5))
+    assert [type(e) for e in out] == ([] if emit == "top" else [BookDelta])
+    book = engine.book("BTC-USDT")
+    assert book is not None and book.raw_top(2)[0] == [("100.5", "2"), ("100.45", "7")]
 
 
 def test_engine_delta_reports_a_bad_update_as_the_engine_does() -> None:

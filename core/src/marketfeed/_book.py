@@ -57,12 +57,13 @@ if TYPE_CHECKING:
 _c: ModuleType | None
 """The C speedups (``marketfeed._cbook``) or ``None``: the pure-Python engine. Read at each
 call, so tests can switch implementations by setting it."""
-_cbook: ModuleType | None
-try:
-    from . import _cbook
-except ImportError:  # built without a C compiler: the pure-Python engine
-    _cbook = None
-_c = None if os.environ.get("MARKETFEED_PURE_PYTHON", "") not in ("", "0") else _cbook
+_cbook: ModuleType | None = None
+if os.environ.get("MARKETFEED_PURE_PYTHON", "") in ("", "0"):  # else not even imported
+    try:
+        from . import _cbook
+    except ImportError:  # built without a C compiler: the pure-Python engine
+        _cbook = None
+_c = _cbook
 
 SPEEDUPS: Final = _c is not None
 """Whether the C speedups were loaded at import (``False`` without a compiled

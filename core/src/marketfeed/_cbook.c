@@ -1529,8 +1529,8 @@ decimal_columns(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nar
 
 /* ------------------------------------------------------------------ engine_delta */
 
-/* BookEngine.delta in C for the common case: a known instrument whose book is valid and
- * that emits BookDelta events only. It reads the engine's and its _Slot's __slots__ at the
+/* BookEngine.delta in C for the common case: a known instrument whose book is valid, when
+ * no top snapshot is due (emit "delta", or "top"/"both" between two snapshots). It reads the engine's and its _Slot's __slots__ at the
  * offsets register_engine() found (as apply_delta does the book's), applies the levels with
  * apply_delta (finishing through L2Book._finish_delta where that hands back), builds the
  * event by calling the BookDelta type with the same keywords as Python, and reports a bad
@@ -1538,8 +1538,9 @@ decimal_columns(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nar
 
 enum { E_SLOTS, E_VENUE, E_COUNT };
 static const char *const ENGINE_SLOTS[E_COUNT] = {"_slots", "venue"};
-enum { T_BOOK, T_EMIT_DELTA, T_EMIT_TOP, T_FAILED, T_COUNT };
-static const char *const ESLOT_SLOTS[T_COUNT] = {"book", "emit_delta", "emit_top", "failed"};
+enum { T_BOOK, T_EMIT_DELTA, T_EMIT_TOP, T_FAILED, T_NEXT_TOP, T_COUNT };
+static const char *const ESLOT_SLOTS[T_COUNT] = {"book", "emit_delta", "emit_top", "failed",
+                                                 "next_top"};
 static PyTypeObject *engine_type, *eslot_type;
 static Py_ssize_t engine_off[E_COUNT], eslot_off[T_COUNT];
 static PyObject *delta_type, *delta_kw, *dec_cache, *dec_type, *dec_capacity, *bad_data;
@@ -1675,10 +1676,21 @@ engine_delta_impl(PyObject *const *a)
         }
     }
     PyObject *book = SLOT(slot, eslot_off[T_BOOK]);
-    if (SLOT(slot, eslot_off[T_FAILED]) != Py_False ||
-        SLOT(slot, eslot_off[T_EMIT_TOP]) != Py_False ||
-        SLOT(slot, eslot_off[T_EMIT_DELTA]) != Py_True || !Py_IS_TYPE(book, book_type)) {
-        Py_RETURN_NONE; /* dropping, top snapshots or no events: Python's */
+    PyObject *emit_top = SLOT(slot, eslot_off[T_EMIT_TOP]);
+    PyObject *emit_delta = SLOT(slot, eslot_off[T_EMIT_DELTA]);
+    if (SLOT(slot, eslot_off[T_FAILED]) != Py_False || !PyBool_Check(emit_top) ||
+        !PyBool_Check(emit_delta) || !Py_IS_TYPE(book, book_type)) {
+        Py_RETURN_NONE; /* dropping (or odd slots): Python's */
+    }
+    if (emit_top == Py_True) {
+        /* a top snapshot due after this update: Python's (it builds the snapshot); the
+         * comparison first, so a failing one hands back before anything changed */
+        int due = PyObject_RichCompareBool(receive_time, SLOT(slot, eslot_off[T_NEXT_TOP]),
+                                           Py_GE);
+        if (due != 0) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
     }
     Py_INCREF(slot);
     Py_INCREF(book);
@@ -1707,8 +1719,8 @@ engine_delta_impl(PyObject *const *a)
     }
     /* apply_delta returned a result, so bids and asks are lists or tuples */
     Py_ssize_t nb = PySequence_Fast_GET_SIZE(bids), na = PySequence_Fast_GET_SIZE(asks);
-    if (nb == 0 && na == 0) {
-        result = PyList_New(0); /* a keep-alive: no event */
+    if ((nb == 0 && na == 0) || emit_delta == Py_False) {
+        result = PyList_New(0); /* a keep-alive, or top snapshots only (none due): no event */
         goto done;
     }
     if (nb) {
@@ -1756,9 +1768,9 @@ done:
 PyDoc_STRVAR(engine_delta_doc,
 "engine_delta(engine, native_symbol, symbol, bids, asks, event_time, receive_time,\n"
 "             sequence, prev_sequence, checksum, /) -> list[Event] | None\n\n"
-"``BookEngine.delta`` in C for a known instrument with a valid book emitting deltas only:\n"
-"the same events (or resync pair) as Python's; ``None`` when it changed nothing and Python\n"
-"must do it all.");
+"``BookEngine.delta`` in C for a known instrument with a valid book when no top snapshot\n"
+"is due: the same events (or resync pair) as Python's; ``None`` when it changed nothing and\n"
+"Python must do it all.");
 
 static PyObject *
 engine_delta(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)

@@ -69,8 +69,8 @@ def engine_delta(
     checksum: int | None,
     /,
 ) -> list[Any] | None:
-    """``BookEngine.delta`` for a known instrument with a valid book emitting deltas only:
-    the same events (or resync pair); ``None`` when nothing was changed and Python does it
+    """``BookEngine.delta`` for a known instrument with a valid book when no top snapshot is
+    due: the same events (or resync pair); ``None`` when nothing was changed and Python does it
     all (also while ``marketfeed._book._c`` is ``None``)."""
 
 def crc32_pairs(
