@@ -784,26 +784,12 @@ def test_memory_stays_flat_over_100k_updates() -> None:
         for name, snapshot, inst, text in messages:
             d = json.loads(text)  # fresh strings, as from the decoder
             engine = engines[name]
-            if snapshot:
-                events = engine.snapshot(
-                    inst,
-                    inst,
-                    d["bids"],
-                    d["asks"],
-                    checksum=d["checksum"],
-                    event_time=t,
-                    receive_time=t,
-                )
-            else:
-                events = engine.delta(
-                    inst,
-                    inst,
-                    d["bids"],
-                    d["asks"],
-                    checksum=d["checksum"],
-                    event_time=t,
-                    receive_time=t,
-                )
+            apply = engine.snapshot if snapshot else engine.delta
+            events = apply(
+                inst, inst, d["bids"], d["asks"], checksum=d["checksum"],
+                event_time=t, receive_time=t,
+            )  # fmt: skip
+            if not snapshot:
                 engine.book(inst).top(25)  # type: ignore[union-attr]
             assert not [e for e in events if isinstance(e, ResyncRequest)]
         return len(messages)
