@@ -1363,17 +1363,14 @@ book_direct(Fast *self, PyObject *parsed, PyObject *receive_time, PyObject **res
     if (update) {
         PyObject *call[10] = {engine, inst, symbol, bids, asks, event_time, receive_time,
                               seq, PyTuple_GET_ITEM(item, 5), checksum};
-        *result = NULL;
         if (CBOOK != NULL && CBOOK->version >= 2) { /* the core's BookEngine.delta in C */
             *result = CBOOK->engine_delta(call);
             if (*result == Py_None) { /* not its case: the method (same events) */
                 Py_CLEAR(*result);
-            }
-            else if (*result == NULL && !PyErr_Occurred()) {
-                PyErr_SetString(PyExc_SystemError, "engine_delta failed without an error");
-            }
+                *result = PyObject_VectorcallMethod(self->s_delta, call, 5, self->delta_kw);
+            } /* else its events, or NULL: its error */
         }
-        if (*result == NULL && !PyErr_Occurred()) {
+        else {
             *result = PyObject_VectorcallMethod(self->s_delta, call, 5, self->delta_kw);
         }
     }
