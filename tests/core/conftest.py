@@ -3,10 +3,7 @@ from collections.abc import Iterator
 import pytest
 from marketfeed import _book
 
-try:
-    from marketfeed import _cbook
-except ImportError:  # built without a C compiler
-    _cbook = None  # type: ignore[assignment]
+_cbook = _book._cbook  # None when not built or with MARKETFEED_PURE_PYTHON=1
 
 
 @pytest.fixture
@@ -21,7 +18,7 @@ def book_implementation(request: pytest.FixtureRequest) -> Iterator[str]:
     saved = _book._c
     if request.param == "c":
         if _cbook is None:
-            pytest.skip("marketfeed._cbook is not built")
+            pytest.skip("marketfeed._cbook is not loaded (not built, or MARKETFEED_PURE_PYTHON)")
         _book._c = _cbook
     else:
         _book._c = None

@@ -14,7 +14,12 @@ from marketfeed import BookDelta, _book
 from marketfeed.book import BookEngine, Crc32Checksum, L2Book
 from test_book_okx import CAPTURES, feed, load
 
-cbook = pytest.importorskip("marketfeed._cbook", reason="marketfeed._cbook is not built")
+cbook = _book._cbook
+if cbook is None:
+    pytest.skip(
+        "the book engine did not load marketfeed._cbook (not built, or MARKETFEED_PURE_PYTHON)",
+        allow_module_level=True,
+    )
 
 
 @pytest.mark.parametrize("emit", ["delta", "top", "both"])

@@ -1664,7 +1664,10 @@ PyInit__cupbit(void)
         PyType_Ready(&DispatchType) < 0) {
         return NULL;
     }
-    CBOOK = PyCapsule_Import("marketfeed._cbook._C_API", 0);
+    /* imported first: PyCapsule_Import only reads attributes below the top package */
+    PyObject *cbook_module = PyImport_ImportModule("marketfeed._cbook");
+    Py_XDECREF(cbook_module);
+    CBOOK = cbook_module == NULL ? NULL : PyCapsule_Import("marketfeed._cbook._C_API", 0);
     if (CBOOK == NULL || CBOOK->version < 1) { /* fields are only ever appended */
         PyErr_Clear(); /* no (or another) core C extension: the Decimal type builds them all */
         CBOOK = NULL;
