@@ -33,6 +33,17 @@ def make_normaliser(subscriptions=(), session=None):
     return UpbitNormaliser(plan, session=session)
 
 
+def unit_cache_state(norm, fmt=0):
+    """``(times emptied at capacity, units held)`` of the unit cache the normaliser's
+    orderbook path fills: its C readers' own indexes with the C fast path, else the
+    session's ``UnitCache`` of format ``fmt``."""
+    readers = {id(h): h for h in norm._fast.values() if type(h).__name__ == "Book"}
+    if readers:
+        return sum(r.emptied for r in readers.values()), max(r.cached for r in readers.values())
+    units = norm.session.units[fmt]
+    return units.clears, len(units)
+
+
 def rest_context(server, **options):
     """A real upbit ``VenueContext`` whose REST (and WebSocket) endpoints are the replay
     server's, with ``UpbitConfig(**options)``."""

@@ -6,15 +6,15 @@
  *
  *   - the frame is parsed in one pass: the tag must be "orderbook", code, timestamp and
  *     both totals present once each, the unit list a non-empty list of flat objects;
- *   - each unit's text (between its braces) is looked up in the session's UnitCache (asks
- *     in the cache itself, bids in its `bids` dict): the same keys and values the Python
- *     path uses. A miss parses the unit here (exactly the four fields, plain non-negative
- *     JSON numbers, each once), each number Decimal(text) (what msgspec's float_hook gets
- *     and the UnitCache's `numbers` makes of it; kept in a bounded table of number texts;
- *     a plain text built by the core's _cbook through its _C_API capsule, an equal Decimal
- *     of the same digits and exponent, when the core has its fast path: FAST_DECIMAL),
- *     and stores it as UnitCache.__missing__ does (same capacity check, `clears` counter and
- *     `empty_keys`);
+ *   - each unit's text (between its braces) is looked up in this reader's unit index (its
+ *     own cache: the Python path keeps its levels in the session's UnitCache, which this
+ *     code only reads the `_capacity` of). A miss parses the unit here (exactly the four
+ *     fields, plain non-negative JSON numbers, each once) into the levels
+ *     UnitCache.__missing__ makes of it, each number Decimal(text) (what msgspec's
+ *     float_hook gets and the UnitCache's `numbers` makes of it; kept in a bounded table of
+ *     number texts; a plain text built by the core's _cbook through its _C_API capsule, an
+ *     equal Decimal of the same digits and exponent, when the core has its fast path:
+ *     FAST_DECIMAL), and keeps them in the index, emptied once it holds `_capacity` units;
  *   - totals are Decimal(text) (through the same number table), as msgspec decodes a Decimal
  *     field; the event time is the UTC datetime of the epoch milliseconds
  *     (== datetime.fromtimestamp(ms / 1000, UTC));
@@ -26,8 +26,8 @@
  * gives the events or raises the error): escapes in strings, a minus sign, whitespace
  * inside a unit that misses the cache, unknown keys holding objects or lists, duplicate
  * keys, an empty unit list, a crossed book, any exception from a callback. Nothing done
- * before falling back is visible in the events: cache entries hold the values the Python
- * path would store for the same text.
+ * before falling back is visible in the events: index entries hold the values the Python
+ * path makes of the same text.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -253,24 +253,20 @@ typedef struct {
     int fmt; /* 0 SIMPLE, 1 DEFAULT */
     PyObject *venue;
     PyObject *book_type;  /* marketfeed.BookSnapshot */
-    PyObject *units;      /* UnitCache: unit text -> ask level */
-    PyObject *bids;       /* UnitCache.bids: unit text -> bid level */
-    PyObject *empty_keys; /* UnitCache.empty_keys */
+    PyObject *units;      /* the session's UnitCache: only its `_capacity` is read here */
     PyObject *markets;    /* code -> (symbol, native code) */
     PyObject *market_fn;  /* market(code, receive_time) */
     PyObject *decimal;    /* decimal.Decimal */
     PyObject *kw;         /* kwnames of BookSnapshot(...) */
     PyObject *s_capacity;
-    PyObject *s_clears;
-    /* The unit index: unit text -> (ask, bid), in front of the UnitCache (whose bytes keys
-     * cost an allocation, a SipHash and two lookups with a rich compare per unit). It holds
-     * what the UnitCache holds (every entry was read from or stored in it), is emptied
-     * whenever the UnitCache is (its `clears` counter moved, or it is as full as the
-     * UnitCache's `_capacity`), and is this normaliser's own (the UnitCache is the session's). */
+    /* The unit index: unit text -> (ask, bid), this reader's own cache of the levels it
+     * parsed (the Python path keeps its own in the session's UnitCache: writing every new
+     * unit there too, with a bytes key, a SipHash and two dict stores, cost ~10 % of a
+     * fresh frame). Bounded like the UnitCache: emptied once it holds `_capacity` units. */
     Table ix;
-    Table nums;       /* number text -> Decimal (values in `ask`), at most NUMBERS_MAX */
-    Py_ssize_t cap;   /* the UnitCache's `_capacity` when last read */
-    PyObject *clears; /* the UnitCache's `clears` when last read */
+    Table nums;         /* number text -> Decimal (values in `ask`), at most NUMBERS_MAX */
+    Py_ssize_t cap;     /* the UnitCache's `_capacity`, read once per frame with a miss */
+    Py_ssize_t emptied; /* how often the index was emptied at `cap` */
 } Book;
 
 static int
@@ -279,12 +275,9 @@ Book_traverse(Book *self, visitproc visit, void *arg)
     Py_VISIT(self->venue);
     Py_VISIT(self->book_type);
     Py_VISIT(self->units);
-    Py_VISIT(self->bids);
-    Py_VISIT(self->empty_keys);
     Py_VISIT(self->markets);
     Py_VISIT(self->market_fn);
     Py_VISIT(self->decimal);
-    Py_VISIT(self->clears);
     for (size_t i = 0; self->ix.slots != NULL && i <= self->ix.mask; i++) {
         Py_VISIT(self->ix.slots[i].ask);
         Py_VISIT(self->ix.slots[i].bid);
@@ -338,12 +331,9 @@ Book_clear(Book *self)
 {
     table_free(&self->ix);
     table_free(&self->nums);
-    Py_CLEAR(self->clears);
     Py_CLEAR(self->venue);
     Py_CLEAR(self->book_type);
     Py_CLEAR(self->units);
-    Py_CLEAR(self->bids);
-    Py_CLEAR(self->empty_keys);
     Py_CLEAR(self->markets);
     Py_CLEAR(self->market_fn);
     Py_CLEAR(self->decimal);
@@ -357,7 +347,6 @@ Book_dealloc(Book *self)
     Book_clear(self);
     Py_XDECREF(self->kw);
     Py_XDECREF(self->s_capacity);
-    Py_XDECREF(self->s_clears);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -373,15 +362,13 @@ static PyObject *
 Book_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     int fmt;
-    PyObject *venue, *book_type, *units, *bids, *empty_keys, *markets, *market_fn,
-        *decimal;
+    PyObject *venue, *book_type, *units, *markets, *market_fn, *decimal;
     if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
         PyErr_SetString(PyExc_TypeError, "Book() takes positional arguments only");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "pUOO!O!O!O!OO:Book", &fmt, &venue, &book_type, &PyDict_Type,
-                          &units, &PyDict_Type, &bids, &PySet_Type, &empty_keys,
-                          &PyDict_Type, &markets, &market_fn, &decimal)) {
+    if (!PyArg_ParseTuple(args, "pUOO!O!OO:Book", &fmt, &venue, &book_type, &PyDict_Type,
+                          &units, &PyDict_Type, &markets, &market_fn, &decimal)) {
         return NULL;
     }
     Book *self = (Book *)type->tp_alloc(type, 0);
@@ -392,8 +379,6 @@ Book_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->venue = Py_NewRef(venue);
     self->book_type = Py_NewRef(book_type);
     self->units = Py_NewRef(units);
-    self->bids = Py_NewRef(bids);
-    self->empty_keys = Py_NewRef(empty_keys);
     self->markets = Py_NewRef(markets);
     self->market_fn = Py_NewRef(market_fn);
     self->decimal = Py_NewRef(decimal);
@@ -410,8 +395,7 @@ Book_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         }
     }
     self->s_capacity = PyUnicode_InternFromString("_capacity");
-    self->s_clears = PyUnicode_InternFromString("clears");
-    if (self->kw == NULL || self->s_capacity == NULL || self->s_clears == NULL) {
+    if (self->kw == NULL || self->s_capacity == NULL) {
         Py_DECREF(self);
         return NULL;
     }
@@ -525,14 +509,14 @@ level(PyObject *price, PyObject *size)
     return t;
 }
 
-/* Parse a missed unit (the text between its braces) and store its levels as
- * UnitCache.__missing__ does. 1 stored, 0 not a unit this code takes (nothing stored),
- * -1 an exception (set). */
+/* Parse a missed unit (the text between its braces, s[:n]) into its levels as
+ * UnitCache.__missing__ does: *ask and *bid a level tuple or None (new references). 1 done,
+ * 0 not a unit this code takes (nothing made), -1 an exception (set). */
 static int
-unit_miss(Book *self, PyObject *key)
+unit_levels(Book *self, const char *s0, Py_ssize_t n0, PyObject **ask, PyObject **bid)
 {
     const Names *names = &NAMES[self->fmt];
-    Cur c = {PyBytes_AS_STRING(key), PyBytes_AS_STRING(key) + PyBytes_GET_SIZE(key)};
+    Cur c = {s0, s0 + n0};
     const char *num[U_COUNT] = {NULL};
     Py_ssize_t len[U_COUNT] = {0};
     for (int i = 0; i < U_COUNT; i++) {
@@ -563,64 +547,23 @@ unit_miss(Book *self, PyObject *key)
     for (int k = 0; k < U_COUNT; k++) {
         v[k] = number_of(self, num[k], len[k]);
         if (v[k] == NULL || (truth[k] = PyObject_IsTrue(v[k])) < 0) {
-            goto error;
+            for (int j = 0; j <= k; j++) {
+                Py_XDECREF(v[j]);
+            }
+            return -1;
         }
     }
-    PyObject *ask = truth[U_AP] && truth[U_AS] ? level(v[U_AP], v[U_AS]) : Py_NewRef(Py_None);
-    PyObject *bid = truth[U_BP] && truth[U_BS] ? level(v[U_BP], v[U_BS]) : Py_NewRef(Py_None);
+    *ask = truth[U_AP] && truth[U_AS] ? level(v[U_AP], v[U_AS]) : Py_NewRef(Py_None);
+    *bid = truth[U_BP] && truth[U_BS] ? level(v[U_BP], v[U_BS]) : Py_NewRef(Py_None);
     for (int k = 0; k < U_COUNT; k++) {
-        Py_CLEAR(v[k]);
+        Py_DECREF(v[k]);
     }
-    if (ask == NULL || bid == NULL) {
-        Py_XDECREF(ask);
-        Py_XDECREF(bid);
+    if (*ask == NULL || *bid == NULL) {
+        Py_CLEAR(*ask);
+        Py_CLEAR(*bid);
         return -1;
     }
-    /* as UnitCache.__missing__: clear both sides once `_capacity` units are held */
-    int rc = -1;
-    Py_ssize_t cap = self->cap; /* read by index_sync earlier in this frame */
-    if (PyDict_GET_SIZE(self->units) >= cap) {
-        PyDict_Clear(self->units);
-        PyDict_Clear(self->bids);
-        PyObject *clears = PyObject_GetAttr(self->units, self->s_clears);
-        if (clears == NULL) {
-            goto done;
-        }
-        PyObject *one = PyLong_FromLong(1);
-        PyObject *more = one == NULL ? NULL : PyNumber_Add(clears, one);
-        Py_DECREF(clears);
-        Py_XDECREF(one);
-        if (more == NULL) {
-            goto done;
-        }
-        int set = PyObject_SetAttr(self->units, self->s_clears, more);
-        if (set < 0) {
-            Py_DECREF(more);
-            goto done;
-        }
-        /* the index holds only what the UnitCache holds: emptied with it */
-        Py_XSETREF(self->clears, more);
-        table_empty(&self->ix);
-        if (PySet_GET_SIZE(self->empty_keys) > cap && PySet_Clear(self->empty_keys) < 0) {
-            goto done;
-        }
-    }
-    if ((ask == Py_None || bid == Py_None) && PySet_Add(self->empty_keys, key) < 0) {
-        goto done;
-    }
-    if (PyDict_SetItem(self->units, key, ask) < 0 || PyDict_SetItem(self->bids, key, bid) < 0) {
-        goto done;
-    }
-    rc = 1;
-done:
-    Py_DECREF(ask);
-    Py_DECREF(bid);
-    return rc;
-error:
-    for (int k = 0; k < U_COUNT; k++) {
-        Py_XDECREF(v[k]);
-    }
-    return -1;
+    return 1;
 }
 
 /* The slot of `s[:n]` (hash h): its entry, or the empty slot where it would go. */
@@ -638,34 +581,17 @@ index_slot(Table *t, uint64_t h, const char *s, Py_ssize_t n)
     }
 }
 
-/* Empty the index when the UnitCache was emptied since the last look (its `clears`
- * moved) or when the index is as full as the UnitCache may be. 0 on error. */
+/* Read the UnitCache's `_capacity` (the bound of this reader's index too). 0 on error. */
 static int
-index_sync(Book *self)
+read_capacity(Book *self)
 {
-    PyObject *clears = PyObject_GetAttr(self->units, self->s_clears);
-    if (clears == NULL) {
-        return 0;
-    }
-    int moved = self->clears == NULL ? 1 : PyObject_RichCompareBool(clears, self->clears, Py_NE);
-    if (moved < 0) {
-        Py_DECREF(clears);
-        return 0;
-    }
-    Py_XSETREF(self->clears, clears);
     PyObject *cap_obj = PyObject_GetAttr(self->units, self->s_capacity);
     if (cap_obj == NULL) {
         return 0;
     }
     self->cap = PyLong_AsSsize_t(cap_obj);
     Py_DECREF(cap_obj);
-    if (self->cap == -1 && PyErr_Occurred()) {
-        return 0;
-    }
-    if (moved || (Py_ssize_t)self->ix.used >= self->cap) {
-        table_empty(&self->ix);
-    }
-    return 1;
+    return !(self->cap == -1 && PyErr_Occurred());
 }
 
 /* Remember `s[:n]` -> (ask, bid) (new references taken). 0 on error (nothing stored). */
@@ -804,9 +730,9 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
                     }
                     /* The unit's text: up to the first '}'. A text cut at a '}' inside
                      * a string or a nested value is never a unit's whole text (its quotes
-                     * or brackets do not balance), so it is neither in the index nor in
-                     * the UnitCache (which hold validated unit texts only) and unit_miss
-                     * rejects it: the frame then goes to Python. */
+                     * or brackets do not balance), so it is never in the index (which holds
+                     * validated unit texts only) and unit_levels rejects it: the frame then
+                     * goes to Python. */
                     const char *start = c.p;
                     const char *q = memchr(start, '}', (size_t)(c.end - start));
                     if (q == NULL) {
@@ -875,40 +801,18 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
             }
         }
         if (!synced) { /* once per frame with a unit not in the index */
-            if (!index_sync(self)) {
+            if (!read_capacity(self)) {
                 goto fallback;
             }
             synced = 1;
         }
-        PyObject *key = PyBytes_FromStringAndSize(unit[i].s, unit[i].n);
-        if (key == NULL) {
+        PyObject *ask, *bid;
+        if (unit_levels(self, unit[i].s, unit[i].n, &ask, &bid) <= 0) {
             goto fallback;
         }
-        PyObject *ask = PyDict_GetItemWithError(self->units, key);
-        PyObject *bid = ask == NULL ? NULL : PyDict_GetItemWithError(self->bids, key);
-        if (bid == NULL) {
-            if (PyErr_Occurred()) {
-                Py_DECREF(key);
-                goto fallback;
-            }
-            int rc = unit_miss(self, key);
-            if (rc <= 0) {
-                Py_DECREF(key);
-                goto fallback;
-            }
-            ask = PyDict_GetItemWithError(self->units, key);
-            bid = ask == NULL ? NULL : PyDict_GetItemWithError(self->bids, key);
-            if (bid == NULL) {
-                Py_DECREF(key);
-                goto fallback;
-            }
-        }
-        /* strong references: a later miss may clear the cache */
-        Py_INCREF(ask);
-        Py_INCREF(bid);
-        Py_DECREF(key);
         if ((Py_ssize_t)self->ix.used >= self->cap) {
-            table_empty(&self->ix);
+            table_empty(&self->ix); /* bounded as the UnitCache is */
+            self->emptied++;
         }
         int ok = index_put(&self->ix, h, unit[i].s, unit[i].n, ask, bid);
         if (ask != Py_None) {
@@ -1024,13 +928,33 @@ Book_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kw
 }
 
 PyDoc_STRVAR(Book_doc,
-"Book(default, venue, book_type, units, bids, empty_keys, markets, market, decimal)\n\n"
+"Book(default, venue, book_type, units, markets, market, decimal)\n\n"
 "Called as book(frame, receive_time) (frame: str or bytes, one Upbit orderbook frame in\n"
 "the DEFAULT format if `default` else SIMPLE): a list with one BookSnapshot, or None\n"
-"for any frame it does not take (the caller then decodes it the Python way). units,\n"
-"bids, empty_keys: a UnitCache, its bids dict and its empty_keys set; markets: code ->\n"
-"(symbol, native code); market(code, receive_time):\n"
-"resolves and records a code seen for the first time.");
+"for any frame it does not take (the caller then decodes it the Python way). units: the\n"
+"session's UnitCache, whose `_capacity` bounds this reader's own unit index; markets:\n"
+"code -> (symbol, native code); market(code, receive_time): resolves and records a code\n"
+"seen for the first time. `cached` is the number of units in the index, `emptied` how\n"
+"often it was emptied at capacity.");
+
+static PyObject *
+Book_get_cached(Book *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSize_t(self->ix.used);
+}
+
+static PyObject *
+Book_get_emptied(Book *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSsize_t(self->emptied);
+}
+
+static PyGetSetDef Book_getset[] = {
+    {"cached", (getter)Book_get_cached, NULL, "Units in the index.", NULL},
+    {"emptied", (getter)Book_get_emptied, NULL, "Times the index was emptied at capacity.",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
 
 static PyTypeObject BookType = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -1043,6 +967,7 @@ static PyTypeObject BookType = {
     .tp_traverse = (traverseproc)Book_traverse,
     .tp_clear = (inquiry)Book_clear,
     .tp_doc = Book_doc,
+    .tp_getset = Book_getset,
     .tp_new = Book_new,
 };
 

@@ -17,9 +17,14 @@ FAST_DECIMAL: bool
 class Book:
     """``Book(...)(frame, receive_time)`` (frame: str or bytes, one orderbook frame in the
     DEFAULT format if ``default`` else SIMPLE): ``[BookSnapshot]``, or ``None`` for a frame
-    it does not take. ``units``, ``bids``, ``empty_keys``: a ``UnitCache``, its ``bids``
-    dict and its ``empty_keys`` set; ``markets``: code -> ``(symbol, native code)``;
+    it does not take. ``units``: the session's ``UnitCache``, whose ``_capacity`` bounds the
+    reader's own unit index; ``markets``: code -> ``(symbol, native code)``;
     ``market(code, receive_time)`` resolves a new code."""
+
+    cached: int
+    """Units in the reader's index."""
+    emptied: int
+    """How often the index was emptied at capacity."""
 
     def __init__(
         self,
@@ -27,8 +32,6 @@ class Book:
         venue: str,
         book_type: type[Any],
         units: dict[bytes, Any],
-        bids: dict[bytes, Any],
-        empty_keys: set[bytes],
         markets: dict[str, tuple[str, str]],
         market: Callable[[str, _dt.datetime], tuple[str, str]],
         decimal: type[Decimal],

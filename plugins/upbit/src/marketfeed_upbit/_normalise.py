@@ -486,18 +486,11 @@ class UpbitNormaliser:
             handler, fast = self._book_handlers(markets, market, units, default)
             head = BOOK_HEADS[default]
             if _cupbit is not None:
-                # The C fast path: the same parse, unit cache and event as `fast`, text and
-                # binary frames alike; anything it does not take goes to the full decode.
+                # The C fast path: the same parse and event as `fast`, text and binary
+                # frames alike, with its own unit index (bounded by the UnitCache's
+                # capacity); anything it does not take goes to the full decode.
                 book = _cupbit.Book(
-                    default,
-                    self.venue,
-                    BookSnapshot,
-                    units,
-                    units.bids,
-                    units.empty_keys,
-                    markets,
-                    market,
-                    Decimal,
+                    default, self.venue, BookSnapshot, units, markets, market, Decimal
                 )
                 self._fast[head] = self._fast[head.decode()] = book
                 return handler
