@@ -181,10 +181,12 @@ skip_scalar(Cur *c)
     return 0;
 }
 
+/* Whether s[:n] is `name` (its length `len` >= 1): the first byte compared inline, so most
+ * other keys of the same length cost no memcmp call. */
 static inline int
 key_is(const char *s, Py_ssize_t n, const char *name, Py_ssize_t len)
 {
-    return n == len && memcmp(s, name, (size_t)len) == 0;
+    return n == len && s[0] == name[0] && memcmp(s, name, (size_t)len) == 0;
 }
 
 /* ------------------------------------------------------------------ names */
@@ -222,23 +224,70 @@ typedef struct {
 
 #define NUMBERS_MAX 65536
 
+/* A hash of s[:n] for the tables above (entries are compared in full, so this only spreads
+ * them): 8-byte words, the last one ending at the last byte (overlapping the one before),
+ * and for texts under 8 bytes two overlapping 4-byte words or three bytes. Fixed-size loads
+ * only: a variable-length memcpy of the tail cost more than the rest of the hash. */
 static inline uint64_t
 hash_bytes(const char *p, Py_ssize_t n)
 {
     uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
-        h ^= h >> 32;
-        p += 8;
-        n -= 8;
-    }
+    const char *end = p + n;
     uint64_t w = 0;
-    memcpy(&w, p, (size_t)n);
+    if (n >= 8) {
+        while (end - p > 8) {
+            memcpy(&w, p, 8);
+            h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+            h ^= h >> 32;
+            p += 8;
+        }
+        memcpy(&w, end - 8, 8);
+    }
+    else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, end - 4, 4);
+        w = ((uint64_t)a << 32) | b;
+    }
+    else if (n > 0) {
+        w = (uint64_t)(unsigned char)p[0] | (uint64_t)(unsigned char)p[n / 2] << 8 |
+            (uint64_t)(unsigned char)p[n - 1] << 16;
+    }
     h = (h ^ w) * 0xC4CEB9FE1A85EC53ULL;
     h ^= h >> 29;
     return h;
+}
+
+/* Market code texts seen lately (direct-mapped by hash): the same str object again for
+ * the same text, so a frame's code costs no decode and its dict lookups no hashing. Exact
+ * ASCII strs only, which take part in no reference cycle. */
+#define CODE_SLOTS 16
+
+static PyObject *
+code_text(PyObject **codes, const char *s, Py_ssize_t n)
+{
+    if (n < 1 || n > 32) {
+        return PyUnicode_DecodeUTF8(s, n, NULL);
+    }
+    PyObject **slot = &codes[hash_bytes(s, n) & (CODE_SLOTS - 1)];
+    PyObject *u = *slot;
+    if (u != NULL && PyUnicode_GET_LENGTH(u) == n &&
+        memcmp(PyUnicode_DATA(u), s, (size_t)n) == 0) {
+        return Py_NewRef(u);
+    }
+    u = PyUnicode_DecodeUTF8(s, n, NULL);
+    if (u != NULL && PyUnicode_IS_COMPACT_ASCII(u)) {
+        Py_XSETREF(*slot, Py_NewRef(u));
+    }
+    return u;
+}
+
+static void
+codes_free(PyObject **codes)
+{
+    for (int i = 0; i < CODE_SLOTS; i++) {
+        Py_CLEAR(codes[i]);
+    }
 }
 
 /* Lengths of the names above, set in PyInit__cupbit: [format][key]. */
@@ -265,8 +314,9 @@ typedef struct {
      * fresh frame). Bounded like the UnitCache: emptied once it holds `_capacity` units. */
     Table ix;
     Table nums;         /* number text -> Decimal (values in `ask`), at most NUMBERS_MAX */
-    Py_ssize_t cap;     /* the UnitCache's `_capacity`, read once per frame with a miss */
+    Py_ssize_t cap;     /* the UnitCache's `_capacity` (-1: not read yet) */
     Py_ssize_t emptied; /* how often the index was emptied at `cap` */
+    PyObject *codes[CODE_SLOTS];
 } Book;
 
 static int
@@ -345,6 +395,7 @@ Book_dealloc(Book *self)
 {
     PyObject_GC_UnTrack(self);
     Book_clear(self);
+    codes_free(self->codes);
     Py_XDECREF(self->kw);
     Py_XDECREF(self->s_capacity);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -379,6 +430,7 @@ Book_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->venue = Py_NewRef(venue);
     self->book_type = Py_NewRef(book_type);
     self->units = Py_NewRef(units);
+    self->cap = -1;
     self->markets = Py_NewRef(markets);
     self->market_fn = Py_NewRef(market_fn);
     self->decimal = Py_NewRef(decimal);
@@ -783,7 +835,6 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
     /* -- levels: each unit text through the cache (a miss parsed and stored) */
     PyObject *asks[MAX_UNITS], *bids[MAX_UNITS];
     Py_ssize_t na = 0, nb = 0;
-    int synced = 0;
     PyObject *code = NULL, *tas = NULL, *tbs = NULL, *when = NULL, *ask_t = NULL, *bid_t = NULL;
     PyObject *depth = NULL, *event = NULL, *out = NULL;
     for (Py_ssize_t i = 0; i < nunits; i++) {
@@ -800,14 +851,14 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
                 continue;
             }
         }
-        if (!synced) { /* once per frame with a unit not in the index */
-            if (!read_capacity(self)) {
-                goto fallback;
-            }
-            synced = 1;
-        }
         PyObject *ask, *bid;
         if (unit_levels(self, unit[i].s, unit[i].n, &ask, &bid) <= 0) {
+            goto fallback;
+        }
+        /* the capacity is read on the first miss and again whenever the index is full */
+        if ((self->cap < 0 || (Py_ssize_t)self->ix.used >= self->cap) && !read_capacity(self)) {
+            Py_DECREF(ask);
+            Py_DECREF(bid);
             goto fallback;
         }
         if ((Py_ssize_t)self->ix.used >= self->cap) {
@@ -829,7 +880,7 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
     }
 
     /* -- the event */
-    code = PyUnicode_DecodeUTF8(field[K_CD].s, field[K_CD].n, NULL);
+    code = code_text(self->codes, field[K_CD].s, field[K_CD].n);
     /* through the number table too: 41 % of the capture's totals repeat a text seen before */
     tas = number_of(self, field[K_TAS].s, field[K_TAS].n);
     tbs = number_of(self, field[K_TBS].s, field[K_TBS].n);
@@ -973,6 +1024,25 @@ static PyTypeObject BookType = {
 
 /* ------------------------------------------------------------------ trades */
 
+/* str(v) of an integer, built from its digits (an ASCII str). New reference. */
+static PyObject *
+decimal_text(long long v)
+{
+    char buf[24];
+    char *p = buf + sizeof(buf);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) {
+        *--p = '-';
+    }
+    return PyUnicode_FromStringAndSize(p, buf + sizeof(buf) - p);
+}
+
+
+
 enum { T_TY, T_CD, T_TMS, T_TTMS, T_TP, T_TV, T_AB, T_SID, T_ST, T_COUNT };
 
 static const char *const TRADE_NAMES[2][T_COUNT] = {
@@ -1006,6 +1076,7 @@ typedef struct {
     PyObject *s_buy, *s_sell, *s_append, *s_popleft;
     long long last_ms;
     PyObject *last_dt;
+    PyObject *codes[CODE_SLOTS];
 } TradeReader;
 
 static int
@@ -1035,6 +1106,7 @@ Trade_dealloc(TradeReader *self)
 {
     PyObject_GC_UnTrack(self);
     Trade_clear(self);
+    codes_free(self->codes);
     Py_XDECREF(self->kw);
     Py_XDECREF(self->s_buy);
     Py_XDECREF(self->s_sell);
@@ -1226,7 +1298,7 @@ trade(TradeReader *self, PyObject *frame, PyObject *receive_time)
 
     PyObject *code = NULL, *sid_obj = NULL, *price = NULL, *size_obj = NULL, *tid = NULL;
     PyObject *out = NULL, *event = NULL;
-    code = PyUnicode_DecodeUTF8(f[T_CD].s, f[T_CD].n, NULL);
+    code = code_text(self->codes, f[T_CD].s, f[T_CD].n);
     if (code == NULL) {
         goto fallback;
     }
@@ -1255,7 +1327,7 @@ trade(TradeReader *self, PyObject *frame, PyObject *receive_time)
     /* everything that can fail for frame content comes before the dedup is updated */
     price = decimal_of(self->decimal, f[T_TP].s, f[T_TP].n);
     size_obj = decimal_of(self->decimal, f[T_TV].s, f[T_TV].n);
-    tid = PyObject_Str(sid_obj);
+    tid = decimal_text(sid); /* == str(sid_obj), without a call into int.__str__ */
     if (price == NULL || size_obj == NULL || tid == NULL) {
         goto fallback_pair;
     }
