@@ -1120,26 +1120,27 @@ static int
 plain_ascii(const char *s, Py_ssize_t n, uint64_t *coef, int64_t *exp)
 {
     uint64_t m = 0;
-    int digits = 0, frac = 0, dot = 0;
+    Py_ssize_t dot = -1; /* index of the '.', if any */
+    if (n < 1 || n > 20) {
+        return -1; /* no digit, or more than 19 digits */
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c >= '0' && c <= '9') {
-            if (++digits > 19) {
-                return -1;
-            }
-            m = m * 10 + (uint64_t)(c - '0');
-            frac += dot;
+        unsigned d = (unsigned)(unsigned char)s[i] - '0';
+        if (d < 10) {
+            m = m * 10 + d; /* at most 19 digits (n <= 20 with a '.'): no overflow */
         }
-        else if (c == '.' && !dot) {
-            dot = 1;
+        else if (s[i] == '.' && dot < 0) {
+            dot = i;
         }
         else {
             return -1;
         }
     }
-    if (!digits) {
+    Py_ssize_t digits = dot < 0 ? n : n - 1;
+    if (digits < 1 || digits > 19) {
         return -1;
     }
+    int frac = dot < 0 ? 0 : (int)(n - 1 - dot);
     *coef = m;
     *exp = -(int64_t)frac;
     return 0;
@@ -1162,10 +1163,14 @@ new_decimal(uint64_t coef, int64_t exp)
     if (d == NULL) {
         return NULL;
     }
-    int64_t nd = 1;
-    for (uint64_t c = coef; c >= 10; c /= 10) {
-        nd++;
-    }
+    /* digits of coef (1 for 0): from its bit length, corrected by one comparison */
+    static const uint64_t P10[20] = {
+        1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+        100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+        10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+        100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL};
+    int64_t t = ((64 - __builtin_clzll(coef | 1)) * 1233) >> 12; /* ~ floor(log10) */
+    int64_t nd = t + ((coef | 1) >= P10[t]);
     d->hash = -1;
     d->dec.flags = DEC_STATIC_FLAGS;
     d->dec.exp = exp;
