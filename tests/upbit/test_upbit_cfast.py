@@ -448,3 +448,24 @@ def test_dispatch_sends_other_frames_to_decode_and_rejects_bad_heads(monkeypatch
         _normalise._cupbit.Dispatch({b"short": print}, print, print, [])
     d = _normalise._cupbit.Dispatch({}, lambda f, t: seen.append((f, t)) or [], print, [])
     assert d(b"x" * 40, NOW) == [] and seen == [(b"x" * 40, NOW)]
+
+
+@needs_c
+def test_a_reconnect_starts_with_the_sessions_unit_index(monkeypatch) -> None:
+    """A new normaliser on the same session (what the supervisor builds on a reconnect)
+    reads the units the previous one parsed, and gives the Python path's events."""
+    fast, slow = _pair(monkeypatch)
+    frames = [payload(r) for r in received(CAPTURE_2021)]
+    for f in frames[:600]:
+        assert _outcome(fast, f) == _outcome(slow, f)
+    _, held = unit_cache_state(fast)
+    assert held > 100
+    again = make_normaliser(session=fast.session)
+    with monkeypatch.context() as m:  # the pure-Python side reconnects too
+        m.setattr(_normalise, "_cupbit", None)
+        slow_again = make_normaliser(session=slow.session)
+    assert unit_cache_state(again)[1] == held  # warm before its first frame
+    for f in frames[600:]:
+        assert _outcome(again, f) == _outcome(slow_again, f)
+    assert fast.session.indexes is not None
+    assert fast.session.indexes[0].cached >= held  # the same index, grown

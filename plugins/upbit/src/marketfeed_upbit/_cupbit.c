@@ -294,7 +294,21 @@ codes_free(PyObject **codes)
 static Py_ssize_t FRAME_LEN[2][K_COUNT];
 static Py_ssize_t UNIT_LEN[2][U_COUNT];
 
-/* ------------------------------------------------------------------ the type */
+/* ------------------------------------------------------------------ the types */
+
+/* The unit index: unit text -> (ask, bid), the C readers' own cache of the levels they
+ * parsed (the Python path keeps its own in the session's UnitCache: writing every new unit
+ * there too, with a bytes key, a SipHash and two dict stores, cost ~10 % of a fresh frame),
+ * and the number table. Kept in the session (UpbitSession.indexes), so a reconnect's new
+ * readers start warm; bounded like the UnitCache: emptied once it holds `_capacity` units. */
+typedef struct {
+    PyObject_HEAD
+    Table ix;
+    Table nums;         /* number text -> Decimal (values in `ask`), at most NUMBERS_MAX */
+    Py_ssize_t emptied; /* how often `ix` was emptied at capacity */
+} UnitIndex;
+
+static PyTypeObject UnitIndexType;
 
 typedef struct {
     PyObject_HEAD
@@ -308,14 +322,8 @@ typedef struct {
     PyObject *decimal;    /* decimal.Decimal */
     PyObject *kw;         /* kwnames of BookSnapshot(...) */
     PyObject *s_capacity;
-    /* The unit index: unit text -> (ask, bid), this reader's own cache of the levels it
-     * parsed (the Python path keeps its own in the session's UnitCache: writing every new
-     * unit there too, with a bytes key, a SipHash and two dict stores, cost ~10 % of a
-     * fresh frame). Bounded like the UnitCache: emptied once it holds `_capacity` units. */
-    Table ix;
-    Table nums;         /* number text -> Decimal (values in `ask`), at most NUMBERS_MAX */
-    Py_ssize_t cap;     /* the UnitCache's `_capacity` (-1: not read yet) */
-    Py_ssize_t emptied; /* how often the index was emptied at `cap` */
+    UnitIndex *index; /* the session's unit index of this format */
+    Py_ssize_t cap;   /* the UnitCache's `_capacity` (-1: not read yet) */
     PyObject *codes[CODE_SLOTS];
 } Book;
 
@@ -328,10 +336,7 @@ Book_traverse(Book *self, visitproc visit, void *arg)
     Py_VISIT(self->markets);
     Py_VISIT(self->market_fn);
     Py_VISIT(self->decimal);
-    for (size_t i = 0; self->ix.slots != NULL && i <= self->ix.mask; i++) {
-        Py_VISIT(self->ix.slots[i].ask);
-        Py_VISIT(self->ix.slots[i].bid);
-    }
+    Py_VISIT(self->index);
     return 0;
 }
 
@@ -377,10 +382,82 @@ table_empty(Table *t)
 }
 
 static int
-Book_clear(Book *self)
+UnitIndex_traverse(UnitIndex *self, visitproc visit, void *arg)
+{
+    for (size_t i = 0; self->ix.slots != NULL && i <= self->ix.mask; i++) {
+        Py_VISIT(self->ix.slots[i].ask);
+        Py_VISIT(self->ix.slots[i].bid);
+    }
+    return 0; /* the number table holds Decimals only: no cycle */
+}
+
+static int
+UnitIndex_clear(UnitIndex *self)
 {
     table_free(&self->ix);
     table_free(&self->nums);
+    return 0;
+}
+
+static void
+UnitIndex_dealloc(UnitIndex *self)
+{
+    PyObject_GC_UnTrack(self);
+    UnitIndex_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+UnitIndex_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "UnitIndex() takes no arguments");
+        return NULL;
+    }
+    return type->tp_alloc(type, 0);
+}
+
+static PyObject *
+UnitIndex_get_cached(UnitIndex *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSize_t(self->ix.used);
+}
+
+static PyObject *
+UnitIndex_get_emptied(UnitIndex *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromSsize_t(self->emptied);
+}
+
+static PyGetSetDef UnitIndex_getset[] = {
+    {"cached", (getter)UnitIndex_get_cached, NULL, "Units in the index.", NULL},
+    {"emptied", (getter)UnitIndex_get_emptied, NULL, "Times it was emptied at capacity.",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyDoc_STRVAR(UnitIndex_doc,
+"UnitIndex()\n\n"
+"The orderbook readers' unit index and number table, kept in the session so a reconnect's\n"
+"readers start warm. `cached`: units held; `emptied`: times emptied at capacity.");
+
+static PyTypeObject UnitIndexType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "marketfeed_upbit._cupbit.UnitIndex",
+    .tp_basicsize = sizeof(UnitIndex),
+    .tp_dealloc = (destructor)UnitIndex_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)UnitIndex_traverse,
+    .tp_clear = (inquiry)UnitIndex_clear,
+    .tp_doc = UnitIndex_doc,
+    .tp_getset = UnitIndex_getset,
+    .tp_new = UnitIndex_new,
+};
+
+static int
+Book_clear(Book *self)
+{
+    Py_CLEAR(self->index);
     Py_CLEAR(self->venue);
     Py_CLEAR(self->book_type);
     Py_CLEAR(self->units);
@@ -413,13 +490,14 @@ static PyObject *
 Book_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     int fmt;
-    PyObject *venue, *book_type, *units, *markets, *market_fn, *decimal;
+    PyObject *venue, *book_type, *units, *index, *markets, *market_fn, *decimal;
     if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
         PyErr_SetString(PyExc_TypeError, "Book() takes positional arguments only");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "pUOO!O!OO:Book", &fmt, &venue, &book_type, &PyDict_Type,
-                          &units, &PyDict_Type, &markets, &market_fn, &decimal)) {
+    if (!PyArg_ParseTuple(args, "pUOO!O!O!OO:Book", &fmt, &venue, &book_type, &PyDict_Type,
+                          &units, &UnitIndexType, &index, &PyDict_Type, &markets, &market_fn,
+                          &decimal)) {
         return NULL;
     }
     Book *self = (Book *)type->tp_alloc(type, 0);
@@ -430,6 +508,7 @@ Book_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->venue = Py_NewRef(venue);
     self->book_type = Py_NewRef(book_type);
     self->units = Py_NewRef(units);
+    self->index = (UnitIndex *)Py_NewRef(index);
     self->cap = -1;
     self->markets = Py_NewRef(markets);
     self->market_fn = Py_NewRef(market_fn);
@@ -526,8 +605,9 @@ static PyObject *
 number_of(Book *self, const char *s, Py_ssize_t n)
 {
     uint64_t h = hash_bytes(s, n);
-    if (self->nums.slots != NULL) {
-        Slot *slot = index_slot(&self->nums, h, s, n);
+    Table *nums = &self->index->nums;
+    if (nums->slots != NULL) {
+        Slot *slot = index_slot(nums, h, s, n);
         if (slot->key != NULL) {
             return Py_NewRef(slot->ask);
         }
@@ -536,10 +616,10 @@ number_of(Book *self, const char *s, Py_ssize_t n)
     if (d == NULL) {
         return NULL;
     }
-    if (self->nums.used >= NUMBERS_MAX) {
-        table_empty(&self->nums);
+    if (nums->used >= NUMBERS_MAX) {
+        table_empty(nums);
     }
-    if (!index_put(&self->nums, h, s, n, d, NULL)) {
+    if (!index_put(nums, h, s, n, d, NULL)) {
         Py_DECREF(d);
         return NULL;
     }
@@ -839,8 +919,9 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
     PyObject *depth = NULL, *event = NULL, *out = NULL;
     for (Py_ssize_t i = 0; i < nunits; i++) {
         uint64_t h = hash_bytes(unit[i].s, unit[i].n);
-        if (self->ix.slots != NULL) {
-            Slot *slot = index_slot(&self->ix, h, unit[i].s, unit[i].n);
+        Table *ix = &self->index->ix;
+        if (ix->slots != NULL) {
+            Slot *slot = index_slot(ix, h, unit[i].s, unit[i].n);
             if (slot->key != NULL) { /* the usual case: a unit seen before */
                 if (slot->ask != Py_None) {
                     asks[na++] = Py_NewRef(slot->ask);
@@ -856,16 +937,16 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
             goto fallback;
         }
         /* the capacity is read on the first miss and again whenever the index is full */
-        if ((self->cap < 0 || (Py_ssize_t)self->ix.used >= self->cap) && !read_capacity(self)) {
+        if ((self->cap < 0 || (Py_ssize_t)ix->used >= self->cap) && !read_capacity(self)) {
             Py_DECREF(ask);
             Py_DECREF(bid);
             goto fallback;
         }
-        if ((Py_ssize_t)self->ix.used >= self->cap) {
-            table_empty(&self->ix); /* bounded as the UnitCache is */
-            self->emptied++;
+        if ((Py_ssize_t)ix->used >= self->cap) {
+            table_empty(ix); /* bounded as the UnitCache is */
+            self->index->emptied++;
         }
-        int ok = index_put(&self->ix, h, unit[i].s, unit[i].n, ask, bid);
+        int ok = index_put(ix, h, unit[i].s, unit[i].n, ask, bid);
         if (ask != Py_None) {
             asks[na++] = Py_NewRef(ask);
         }
@@ -979,11 +1060,12 @@ Book_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kw
 }
 
 PyDoc_STRVAR(Book_doc,
-"Book(default, venue, book_type, units, markets, market, decimal)\n\n"
+"Book(default, venue, book_type, units, index, markets, market, decimal)\n\n"
 "Called as book(frame, receive_time) (frame: str or bytes, one Upbit orderbook frame in\n"
 "the DEFAULT format if `default` else SIMPLE): a list with one BookSnapshot, or None\n"
 "for any frame it does not take (the caller then decodes it the Python way). units: the\n"
-"session's UnitCache, whose `_capacity` bounds this reader's own unit index; markets:\n"
+"session's UnitCache, whose `_capacity` bounds the unit index `index` (a UnitIndex, the\n"
+"session's); markets:\n"
 "code -> (symbol, native code); market(code, receive_time): resolves and records a code\n"
 "seen for the first time. `cached` is the number of units in the index, `emptied` how\n"
 "often it was emptied at capacity.");
@@ -991,13 +1073,13 @@ PyDoc_STRVAR(Book_doc,
 static PyObject *
 Book_get_cached(Book *self, void *Py_UNUSED(closure))
 {
-    return PyLong_FromSize_t(self->ix.used);
+    return PyLong_FromSize_t(self->index == NULL ? 0 : self->index->ix.used);
 }
 
 static PyObject *
 Book_get_emptied(Book *self, void *Py_UNUSED(closure))
 {
-    return PyLong_FromSsize_t(self->emptied);
+    return PyLong_FromSsize_t(self->index == NULL ? 0 : self->index->emptied);
 }
 
 static PyGetSetDef Book_getset[] = {
@@ -1658,7 +1740,7 @@ PyInit__cupbit(void)
         return NULL;
     }
     if (PyType_Ready(&BookType) < 0 || PyType_Ready(&TradeType) < 0 ||
-        PyType_Ready(&DispatchType) < 0) {
+        PyType_Ready(&DispatchType) < 0 || PyType_Ready(&UnitIndexType) < 0) {
         return NULL;
     }
     /* imported first: PyCapsule_Import only reads attributes below the top package */
@@ -1694,6 +1776,12 @@ PyInit__cupbit(void)
     Py_INCREF(&DispatchType);
     if (PyModule_AddObject(m, "Dispatch", (PyObject *)&DispatchType) < 0) {
         Py_DECREF(&DispatchType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&UnitIndexType);
+    if (PyModule_AddObject(m, "UnitIndex", (PyObject *)&UnitIndexType) < 0) {
+        Py_DECREF(&UnitIndexType);
         Py_DECREF(m);
         return NULL;
     }

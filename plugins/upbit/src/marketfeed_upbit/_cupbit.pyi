@@ -17,14 +17,14 @@ FAST_DECIMAL: bool
 class Book:
     """``Book(...)(frame, receive_time)`` (frame: str or bytes, one orderbook frame in the
     DEFAULT format if ``default`` else SIMPLE): ``[BookSnapshot]``, or ``None`` for a frame
-    it does not take. ``units``: the session's ``UnitCache``, whose ``_capacity`` bounds the
-    reader's own unit index; ``markets``: code -> ``(symbol, native code)``;
-    ``market(code, receive_time)`` resolves a new code."""
+    it does not take. ``units``: the session's ``UnitCache``, whose ``_capacity`` bounds
+    ``index``, the session's :class:`UnitIndex` of this format; ``markets``: code ->
+    ``(symbol, native code)``; ``market(code, receive_time)`` resolves a new code."""
 
     cached: int
-    """Units in the reader's index."""
+    """Units in its index."""
     emptied: int
-    """How often the index was emptied at capacity."""
+    """How often its index was emptied at capacity."""
 
     def __init__(
         self,
@@ -32,12 +32,24 @@ class Book:
         venue: str,
         book_type: type[Any],
         units: dict[bytes, Any],
+        index: UnitIndex,
         markets: dict[str, tuple[str, str]],
         market: Callable[[str, _dt.datetime], tuple[str, str]],
         decimal: type[Decimal],
         /,
     ) -> None: ...
     def __call__(self, frame: str | bytes, receive_time: _dt.datetime, /) -> list[Any] | None: ...
+
+class UnitIndex:
+    """The orderbook readers' unit index (unit text -> levels) and number table, kept in
+    the session so a reconnect's readers start warm."""
+
+    cached: int
+    """Units held."""
+    emptied: int
+    """How often it was emptied at capacity."""
+
+    def __init__(self) -> None: ...
 
 class Trade:
     """``Trade(...)(frame, receive_time)`` (frame: str or bytes, one trade frame in the

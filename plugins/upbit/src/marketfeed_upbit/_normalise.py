@@ -322,7 +322,9 @@ class UpbitSession:
 
     The supervisor builds a new normaliser on every reconnect; sharing this object keeps
     trades that were already emitted from being emitted again when Upbit (or a replay)
-    sends them once more.
+    sends them once more, and keeps the order book units already parsed (``units``: the
+    Python path's ``UnitCache`` per format; ``indexes``: the C fast path's unit indexes,
+    ``None`` without it).
     """
 
     def __init__(self, dedup_window: int = 1000) -> None:
@@ -331,6 +333,7 @@ class UpbitSession:
             UnitCache(UNIT_TYPES[0], UNIT_LIST_DECODERS[0]),
             UnitCache(UNIT_TYPES[1], UNIT_LIST_DECODERS[1]),
         )
+        self.indexes = None if _cupbit is None else (_cupbit.UnitIndex(), _cupbit.UnitIndex())
 
 
 class UpbitNormaliser:
@@ -487,10 +490,12 @@ class UpbitNormaliser:
             head = BOOK_HEADS[default]
             if _cupbit is not None:
                 # The C fast path: the same parse and event as `fast`, text and binary
-                # frames alike, with its own unit index (bounded by the UnitCache's
-                # capacity); anything it does not take goes to the full decode.
+                # frames alike, with the session's C unit index (bounded by the
+                # UnitCache's capacity); anything it does not take goes to the full decode.
+                indexes = self.session.indexes
+                index = _cupbit.UnitIndex() if indexes is None else indexes[default]
                 book = _cupbit.Book(
-                    default, self.venue, BookSnapshot, units, markets, market, Decimal
+                    default, self.venue, BookSnapshot, units, index, markets, market, Decimal
                 )
                 self._fast[head] = self._fast[head.decode()] = book
                 return handler
