@@ -18,13 +18,14 @@ imports keep runs comparable. Needs valgrind. Takes ~10 minutes.
 from __future__ import annotations
 
 import gc
-import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # bench/_callgrind.py
+
+import _callgrind  # noqa: E402
+
 DEFAULT = HERE.parents[1] / "tests" / "core" / "data" / "book" / "okx.20220513.ws.1.jsonl"
 CONFIGS = [
     ("l2book", "off"),
@@ -59,24 +60,7 @@ def replay(impl: str, what: str, checksum: str, passes: int, capture: str) -> No
 
 
 def instructions(*args: str) -> int:
-    out = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
-            sys.executable,
-            __file__,
-            "--run",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=dict(os.environ, PYTHONHASHSEED="0"),  # same dict layouts in every run
-    ).stderr
-    m = re.search(r"Collected : (\d+)", out)
-    assert m, out
-    return int(m.group(1))
+    return _callgrind.instructions(__file__, list(args))
 
 
 def per_pass(impl: str, what: str, checksum: str, capture: str) -> float:

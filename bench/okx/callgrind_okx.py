@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # bench/_callgrind.py
+
+import _callgrind  # noqa: E402
+
 CONFIGS = [
     ("2022", "delta", "trade"),
     ("2022", "delta", "ticker"),
@@ -80,27 +81,7 @@ def replay(year: str, passes: int, emit: str, kind: str) -> None:
 
 
 def instructions(tree: str | None, *args: str) -> int:
-    env = dict(os.environ, PYTHONHASHSEED="0")  # same dict layouts in every run
-    if tree:
-        env["PYTHONPATH"] = tree
-    out = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
-            sys.executable,
-            __file__,
-            "--run",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-    ).stderr
-    m = re.search(r"Collected : (\d+)", out)
-    assert m, out
-    return int(m.group(1))
+    return _callgrind.instructions(__file__, list(args), tree)
 
 
 def main() -> None:
