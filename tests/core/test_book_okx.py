@@ -619,4 +619,3 @@ def test_export_top_round_trips_with_numpy() -> None:
 
 def test_integrity_error_is_a_marketfeed_error() -> None:
     assert issubclass(BookIntegrityError, MarketfeedError)
-

@@ -45,10 +45,26 @@ def _status() -> Status:
         started=now,
         time=now,
         running=True,
-        connections=[ConnectionStatus(name="okx/public/0", venue="okx", url="ws://x",
-                                      state="connected", frames=12, last_frame=now)],
-        subscriptions=[SubscriptionState(venue="okx", channel="books", symbol="BTC-USDT",
-                                         connection="okx/public/0", state="active", events=9)],
+        connections=[
+            ConnectionStatus(
+                name="okx/public/0",
+                venue="okx",
+                url="ws://x",
+                state="connected",
+                frames=12,
+                last_frame=now,
+            )
+        ],
+        subscriptions=[
+            SubscriptionState(
+                venue="okx",
+                channel="books",
+                symbol="BTC-USDT",
+                connection="okx/public/0",
+                state="active",
+                events=9,
+            )
+        ],
         sinks=[SinkStatus(name="sql", url="sqlite:///x.db", queue_depth=3, queue_size=10)],
     )
 

@@ -17,8 +17,11 @@ from marketfeed.testing import (
     redact_frame,
 )
 
-CAPTURE = Path(__file__).parent / "data" / "binance_futures" / (
-    "binance_futures.20210417.ws.5.head1500.jsonl"
+CAPTURE = (
+    Path(__file__).parent
+    / "data"
+    / "binance_futures"
+    / ("binance_futures.20210417.ws.5.head1500.jsonl")
 )
 
 

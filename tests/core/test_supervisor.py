@@ -22,8 +22,11 @@ import pytest
 from marketfeed import Candle, ConnectionState, Gap, Supervisor, Ticker, Trade, parse_config
 from marketfeed.testing import Faults, MemorySink, ReplayServer, read_capture
 
-CAPTURE = Path(__file__).parent / "data" / "binance_futures" / (
-    "binance_futures.20210417.ws.5.head1500.jsonl"
+CAPTURE = (
+    Path(__file__).parent
+    / "data"
+    / "binance_futures"
+    / ("binance_futures.20210417.ws.5.head1500.jsonl")
 )
 SYMBOLS = ["DENTUSDT", "KSMUSDT", "XMRUSDT", "YFIUSDT"]
 CHANNELS = ["aggTrade", "bookTicker", "kline_1m", "kline_5m"]
@@ -60,9 +63,7 @@ def config(server: ReplayServer, tmp_path: Path, store: str, **supervisor: Any) 
             "supervisor": sup,
             "reconnect": {"initial": 0.05, "maximum": 0.2},
             "venues": {"binance_mini": {"endpoints": {"ws": server.ws_url}}},
-            "subscriptions": [
-                {"venue": "binance_mini", "channels": CHANNELS, "symbols": SYMBOLS}
-            ],
+            "subscriptions": [{"venue": "binance_mini", "channels": CHANNELS, "symbols": SYMBOLS}],
             "sinks": [{"type": "memory", "url": f"memory://{store}"}],
         }
     )
@@ -118,7 +119,10 @@ async def test_every_event_of_the_capture_reaches_the_sink(tmp_path: Path) -> No
 async def test_reconnect_after_a_dropped_connection_emits_a_gap(tmp_path: Path) -> None:
     async with ReplayServer() as server:
         server.add_ws(
-            "/stream", FRAMES, wait_for_client=False, faults=Faults(drop_after=400),
+            "/stream",
+            FRAMES,
+            wait_for_client=False,
+            faults=Faults(drop_after=400),
             on_reconnect="continue",
         )
         cfg = config(server, tmp_path, "gap")
@@ -154,18 +158,28 @@ async def test_reconnect_after_a_dropped_connection_emits_a_gap(tmp_path: Path) 
 async def test_watchdog_recycles_a_stalled_stream(tmp_path: Path) -> None:
     async with ReplayServer() as server:
         server.add_ws(
-            "/stream", FRAMES, wait_for_client=False,
-            faults=Faults(stall_after=300, stall_for=30.0), on_reconnect="continue",
+            "/stream",
+            FRAMES,
+            wait_for_client=False,
+            faults=Faults(stall_after=300, stall_for=30.0),
+            on_reconnect="continue",
         )
         raw = config(server, tmp_path, "wd")
         cfg = parse_config(
             {
                 **msgspec_to_builtins(raw),
                 "subscriptions": [
-                    {"venue": "binance_mini", "channels": ["bookTicker"], "symbols": SYMBOLS,
-                     "silence_timeout": 0.5},
-                    {"venue": "binance_mini", "channels": ["aggTrade", "kline_1m"],
-                     "symbols": SYMBOLS},
+                    {
+                        "venue": "binance_mini",
+                        "channels": ["bookTicker"],
+                        "symbols": SYMBOLS,
+                        "silence_timeout": 0.5,
+                    },
+                    {
+                        "venue": "binance_mini",
+                        "channels": ["aggTrade", "kline_1m"],
+                        "symbols": SYMBOLS,
+                    },
                 ],
             }
         )
@@ -195,8 +209,9 @@ async def test_bounded_queue_holds_under_a_slow_sink(tmp_path: Path) -> None:
     queue_size = 20
     async with ReplayServer() as server:
         server.add_ws("/stream", FRAMES, wait_for_client=False)
-        raw = msgspec_to_builtins(config(server, tmp_path, "slow", queue_size=queue_size,
-                                         batch_size=10))
+        raw = msgspec_to_builtins(
+            config(server, tmp_path, "slow", queue_size=queue_size, batch_size=10)
+        )
         raw["sinks"][0]["options"] = {"delay": 0.01}  # ~1 s of sink time for the capture
         async with Supervisor(parse_config(raw), plugins=[MemorySink()]) as sup:
             depths = []
@@ -219,7 +234,9 @@ async def test_corrupted_frame_is_dead_lettered_and_the_connection_survives(
     kind = json.loads(corrupted.frame)["data"]["e"]
     async with ReplayServer() as server:
         server.add_ws(
-            "/stream", FRAMES, wait_for_client=False,
+            "/stream",
+            FRAMES,
+            wait_for_client=False,
             faults=Faults(corrupt={corrupt_index: '{"stream": "x", "data": {"e": "aggTr'}),
         )
         cfg = config(server, tmp_path, "bad")
@@ -301,13 +318,19 @@ async def test_subscriptions_can_be_added_and_removed_at_run_time(tmp_path: Path
         raw["subscriptions"] = []
         async with Supervisor(parse_config(raw), plugins=[MemorySink()]) as sup:
             assert sup.status().connections == []
-            sub = marketfeed.Subscription(venue="binance_mini", channel="aggTrade",
-                                          symbol="YFIUSDT")
+            sub = marketfeed.Subscription(
+                venue="binance_mini", channel="aggTrade", symbol="YFIUSDT"
+            )
             await sup.add_subscriptions([sub])
             await wait_until(lambda: market_events("dyn") > 0)
             with pytest.raises(marketfeed.ConfigError, match="no channel"):
-                await sup.add_subscriptions([marketfeed.Subscription(
-                    venue="binance_mini", channel="nope", symbol="YFIUSDT")])
+                await sup.add_subscriptions(
+                    [
+                        marketfeed.Subscription(
+                            venue="binance_mini", channel="nope", symbol="YFIUSDT"
+                        )
+                    ]
+                )
             await sup.remove_subscriptions([sub])
             await wait_until(lambda: sup.status().connections[0].state == "closed")
     assert server.ws_sessions[0].query["streams"] == ["yfiusdt@aggTrade"]
@@ -334,8 +357,15 @@ async def test_spill_overflow_keeps_memory_bounded_and_order(tmp_path: Path) -> 
     async with ReplayServer() as server:
         server.add_ws("/stream", FRAMES, wait_for_client=False)
         raw = msgspec_to_builtins(
-            config(server, tmp_path, "spill", queue_size=queue_size, batch_size=50,
-                   overflow="spill", spill_dir=str(tmp_path / "spill"))
+            config(
+                server,
+                tmp_path,
+                "spill",
+                queue_size=queue_size,
+                batch_size=50,
+                overflow="spill",
+                spill_dir=str(tmp_path / "spill"),
+            )
         )
         raw["sinks"][0]["options"] = {"delay": 0.005}
         async with Supervisor(parse_config(raw), plugins=[MemorySink()]) as sup:
@@ -351,10 +381,14 @@ async def test_spill_overflow_keeps_memory_bounded_and_order(tmp_path: Path) -> 
     assert frames_done == len(FRAMES)
     assert stored_counts("spill") == EXPECTED
     # arrival order is kept: trades of one symbol come out in capture order
-    ids = [e.trade_id for e in MemorySink.events("spill")
-           if isinstance(e, Trade) and e.native_symbol == "YFIUSDT"]
+    ids = [
+        e.trade_id
+        for e in MemorySink.events("spill")
+        if isinstance(e, Trade) and e.native_symbol == "YFIUSDT"
+    ]
     capture_ids = [
-        str(json.loads(f.frame)["data"]["a"]) for f in FRAMES
+        str(json.loads(f.frame)["data"]["a"])
+        for f in FRAMES
         if '"aggTrade"' in f.frame and '"YFIUSDT"' in f.frame
     ]
     assert ids == capture_ids
@@ -366,8 +400,16 @@ def test_spill_file_survives_a_restart(tmp_path: Path) -> None:
 
     t0 = dt.datetime(2021, 4, 17, tzinfo=dt.UTC)
     trades = [
-        Trade(venue="v", symbol="A-B", native_symbol="AB", trade_id=str(i),
-              price=Decimal("1.10"), size=Decimal("2E-7"), event_time=t0, receive_time=t0)
+        Trade(
+            venue="v",
+            symbol="A-B",
+            native_symbol="AB",
+            trade_id=str(i),
+            price=Decimal("1.10"),
+            size=Decimal("2E-7"),
+            event_time=t0,
+            receive_time=t0,
+        )
         for i in range(5)
     ]
     spill = SpillFile(tmp_path / "s.jsonl")
@@ -380,7 +422,6 @@ def test_spill_file_survives_a_restart(tmp_path: Path) -> None:
     assert not (tmp_path / "s.jsonl").exists()
 
 
-
 @pytest.mark.anyio
 async def test_events_routed_after_shutdown_are_dead_lettered(tmp_path: Path) -> None:
     """A late batch (a backfill or job finishing during shutdown) is kept, not dropped."""
@@ -391,9 +432,16 @@ async def test_events_routed_after_shutdown_are_dead_lettered(tmp_path: Path) ->
         async with sup:
             pass
     t0 = dt.datetime(2021, 4, 17, tzinfo=dt.UTC)
-    late = Trade(venue="binance_mini", symbol="YFI-USDT", native_symbol="YFIUSDT",
-                 trade_id="1", price=Decimal("49951.9"), size=Decimal("0.005"),
-                 event_time=t0, receive_time=t0)
+    late = Trade(
+        venue="binance_mini",
+        symbol="YFI-USDT",
+        native_symbol="YFIUSDT",
+        trade_id="1",
+        price=Decimal("49951.9"),
+        size=Decimal("0.005"),
+        event_time=t0,
+        receive_time=t0,
+    )
     await sup.route([late])
     [letter] = read_dead_letters(tmp_path / "dead.jsonl")
     assert "shutdown" in letter.reason

@@ -123,9 +123,14 @@ class _Normaliser:
         if d.e == "aggTrade":
             return [
                 Trade(
-                    venue=VENUE, symbol=_symbol(native), native_symbol=native,
-                    event_time=_ms(d.T), receive_time=received, trade_id=str(d.a),
-                    price=Decimal(d.p or ""), size=Decimal(d.q or ""),
+                    venue=VENUE,
+                    symbol=_symbol(native),
+                    native_symbol=native,
+                    event_time=_ms(d.T),
+                    receive_time=received,
+                    trade_id=str(d.a),
+                    price=Decimal(d.p or ""),
+                    size=Decimal(d.q or ""),
                     side="sell" if d.m else "buy",
                 )
             ]
@@ -133,21 +138,35 @@ class _Normaliser:
             assert isinstance(d.b, str) and isinstance(d.a, str)
             return [
                 Ticker(
-                    venue=VENUE, symbol=_symbol(native), native_symbol=native,
-                    event_time=_ms(d.E), receive_time=received,
-                    bid=Decimal(d.b), bid_size=Decimal(d.B or ""),
-                    ask=Decimal(d.a), ask_size=Decimal(d.A or ""),
+                    venue=VENUE,
+                    symbol=_symbol(native),
+                    native_symbol=native,
+                    event_time=_ms(d.E),
+                    receive_time=received,
+                    bid=Decimal(d.b),
+                    bid_size=Decimal(d.B or ""),
+                    ask=Decimal(d.a),
+                    ask_size=Decimal(d.A or ""),
                 )
             ]
         if d.e == "kline" and d.k is not None:
             k = d.k
             return [
                 Candle(
-                    venue=VENUE, symbol=_symbol(native), native_symbol=native,
-                    event_time=_ms(d.E), receive_time=received, timeframe=k.i,
-                    open_time=_ms(k.t), open=Decimal(k.o), high=Decimal(k.h),
-                    low=Decimal(k.l), close=Decimal(k.c), volume=Decimal(k.v),
-                    quote_volume=Decimal(k.q), closed=k.x,
+                    venue=VENUE,
+                    symbol=_symbol(native),
+                    native_symbol=native,
+                    event_time=_ms(d.E),
+                    receive_time=received,
+                    timeframe=k.i,
+                    open_time=_ms(k.t),
+                    open=Decimal(k.o),
+                    high=Decimal(k.h),
+                    low=Decimal(k.l),
+                    close=Decimal(k.c),
+                    volume=Decimal(k.v),
+                    quote_volume=Decimal(k.q),
+                    closed=k.x,
                 )
             ]
         return []
