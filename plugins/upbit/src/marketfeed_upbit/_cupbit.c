@@ -774,6 +774,84 @@ typedef struct {
     Py_ssize_t n;
 } Span;
 
+/* The UTF-8 text of a frame (bytes or str). 0: neither (or not encodable). */
+static int
+frame_text(PyObject *frame, const char **buf, Py_ssize_t *size)
+{
+    if (PyBytes_CheckExact(frame)) {
+        *buf = PyBytes_AS_STRING(frame);
+        *size = PyBytes_GET_SIZE(frame);
+        return 1;
+    }
+    if (PyUnicode_CheckExact(frame)) {
+        *buf = PyUnicode_AsUTF8AndSize(frame, size);
+        if (*buf == NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* An object member's key and its ':': the index of the key among names[:count] (count for
+ * another key), recorded in *seen; -1 on a parse error or a repeated known key. */
+static int
+member_key(Cur *c, const char *const *names, const Py_ssize_t *lens, int count,
+           unsigned *seen)
+{
+    const char *s;
+    Py_ssize_t n;
+    if (!str_raw(c, &s, &n) || !expect(c, ':')) {
+        return -1;
+    }
+    int k;
+    for (k = 0; k < count; k++) {
+        if (key_is(s, n, names[k], lens[k])) {
+            break;
+        }
+    }
+    if (k < count) {
+        if (*seen & (1u << k)) {
+            return -1; /* a duplicate key: msgspec keeps the last, left to it */
+        }
+        *seen |= 1u << k;
+    }
+    return k;
+}
+
+/* After a member's value: 1 another member follows, 0 the object closed, -1 neither. */
+static inline int
+member_end(Cur *c)
+{
+    if (expect(c, ',')) {
+        return 1;
+    }
+    return expect(c, '}') ? 0 : -1;
+}
+
+/* A JSON null or a string without escapes (its text unused). 0: neither. */
+static inline int
+null_or_str(Cur *c)
+{
+    ws(c);
+    if (c->end - c->p >= 4 && memcmp(c->p, "null", 4) == 0) {
+        c->p += 4;
+        return 1;
+    }
+    const char *s;
+    Py_ssize_t n;
+    return str_raw(c, &s, &n);
+}
+
+/* Whether only whitespace follows the closed object and every `required` key was seen. */
+static inline int
+object_done(Cur *c, unsigned seen, unsigned required)
+{
+    ws(c);
+    return c->p == c->end && (seen & required) == required;
+}
+
 /* The frame's events (a new list), Py_None (new reference: not taken) or NULL with an
  * exception set (only for errors the caller must not swallow: none today). */
 static PyObject *
@@ -781,18 +859,7 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
 {
     const char *buf;
     Py_ssize_t size;
-    if (PyBytes_CheckExact(frame)) {
-        buf = PyBytes_AS_STRING(frame);
-        size = PyBytes_GET_SIZE(frame);
-    }
-    else if (PyUnicode_CheckExact(frame)) {
-        buf = PyUnicode_AsUTF8AndSize(frame, &size);
-        if (buf == NULL) {
-            PyErr_Clear();
-            Py_RETURN_NONE;
-        }
-    }
-    else {
+    if (!frame_text(frame, &buf, &size)) {
         Py_RETURN_NONE;
     }
     const Names *names = &NAMES[self->fmt];
@@ -811,20 +878,10 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
     for (;;) {
         const char *s;
         Py_ssize_t n;
-        int integer, k;
-        if (!str_raw(&c, &s, &n) || !expect(&c, ':')) {
+        int integer;
+        int k = member_key(&c, names->frame, klen, K_COUNT, &seen);
+        if (k < 0) {
             Py_RETURN_NONE;
-        }
-        for (k = 0; k < K_COUNT; k++) {
-            if (key_is(s, n, names->frame[k], klen[k])) {
-                break;
-            }
-        }
-        if (k < K_COUNT) {
-            if (seen & (1u << k)) {
-                Py_RETURN_NONE; /* a duplicate key */
-            }
-            seen |= 1u << k;
         }
         switch (k) {
             case K_TY:
@@ -884,11 +941,7 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
                 }
                 break;
             case K_ST:
-                ws(&c);
-                if (c.end - c.p >= 4 && memcmp(c.p, "null", 4) == 0) {
-                    c.p += 4;
-                }
-                else if (!str_raw(&c, &s, &n)) {
+                if (!null_or_str(&c)) {
                     Py_RETURN_NONE;
                 }
                 break;
@@ -897,18 +950,17 @@ book(Book *self, PyObject *frame, PyObject *receive_time)
                     Py_RETURN_NONE;
                 }
         }
-        if (expect(&c, ',')) {
-            continue;
+        int more = member_end(&c);
+        if (more < 0) {
+            Py_RETURN_NONE;
         }
-        if (expect(&c, '}')) {
+        if (!more) {
             break;
         }
-        Py_RETURN_NONE;
     }
-    ws(&c);
     const unsigned required = (1u << K_TY) | (1u << K_CD) | (1u << K_TMS) | (1u << K_TAS) |
                               (1u << K_TBS) | (1u << K_OBU);
-    if (c.p != c.end || (seen & required) != required) {
+    if (!object_done(&c, seen, required)) {
         Py_RETURN_NONE;
     }
 
@@ -1276,18 +1328,7 @@ trade(TradeReader *self, PyObject *frame, PyObject *receive_time)
 {
     const char *buf;
     Py_ssize_t size;
-    if (PyBytes_CheckExact(frame)) {
-        buf = PyBytes_AS_STRING(frame);
-        size = PyBytes_GET_SIZE(frame);
-    }
-    else if (PyUnicode_CheckExact(frame)) {
-        buf = PyUnicode_AsUTF8AndSize(frame, &size);
-        if (buf == NULL) {
-            PyErr_Clear();
-            Py_RETURN_NONE;
-        }
-    }
-    else {
+    if (!frame_text(frame, &buf, &size)) {
         Py_RETURN_NONE;
     }
     const char *const *names = TRADE_NAMES[self->fmt];
@@ -1301,20 +1342,10 @@ trade(TradeReader *self, PyObject *frame, PyObject *receive_time)
     for (;;) {
         const char *s;
         Py_ssize_t n;
-        int plain, k;
-        if (!str_raw(&c, &s, &n) || !expect(&c, ':')) {
+        int plain;
+        int k = member_key(&c, names, TRADE_LEN[self->fmt], T_COUNT, &seen);
+        if (k < 0) {
             Py_RETURN_NONE;
-        }
-        for (k = 0; k < T_COUNT; k++) {
-            if (key_is(s, n, names[k], TRADE_LEN[self->fmt][k])) {
-                break;
-            }
-        }
-        if (k < T_COUNT) {
-            if (seen & (1u << k)) {
-                Py_RETURN_NONE;
-            }
-            seen |= 1u << k;
         }
         switch (k) {
             case T_TY:
@@ -1350,11 +1381,7 @@ trade(TradeReader *self, PyObject *frame, PyObject *receive_time)
                 }
                 break;
             case T_ST:
-                ws(&c);
-                if (c.end - c.p >= 4 && memcmp(c.p, "null", 4) == 0) {
-                    c.p += 4;
-                }
-                else if (!str_raw(&c, &s, &n)) {
+                if (!null_or_str(&c)) {
                     Py_RETURN_NONE;
                 }
                 break;
@@ -1363,17 +1390,15 @@ trade(TradeReader *self, PyObject *frame, PyObject *receive_time)
                     Py_RETURN_NONE;
                 }
         }
-        if (expect(&c, ',')) {
-            continue;
+        int more = member_end(&c);
+        if (more < 0) {
+            Py_RETURN_NONE;
         }
-        if (expect(&c, '}')) {
+        if (!more) {
             break;
         }
-        Py_RETURN_NONE;
     }
-    ws(&c);
-    const unsigned required = (1u << T_COUNT) - 1 - (1u << T_ST);
-    if (c.p != c.end || (seen & required) != required) {
+    if (!object_done(&c, seen, (1u << T_COUNT) - 1 - (1u << T_ST))) {
         Py_RETURN_NONE;
     }
     (void)tms;
