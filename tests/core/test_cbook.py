@@ -1,10 +1,12 @@
 """The C speedups of the book engine (``marketfeed._cbook``) against the pure-Python engine.
 
-Differential tests: the same operations go through the C functions and through the
-pure-Python code they replace, and everything observable must be equal (the side's
-lists, dict and pair strings, the return value, the exception's type, message and kind),
-including the cases C hands back to Python and malformed input. Plus reference-count and
-memory checks (nothing kept alive, memory flat over 100k updates of real captures).
+Differential tests: the same operations go through the C code (``Side``, a book side in a
+C array, and the functions working on it) and through the pure-Python code it replaces
+(``_Side``, lists), and everything observable must be equal (the side's keys, prices,
+sizes, mode and pair strings, the return value, the exception's type, message and kind),
+including the rare cases C runs through the Python code and malformed input. Plus
+reference-count and memory checks (nothing kept alive, memory flat over 100k updates of
+real captures).
 """
 
 from __future__ import annotations
@@ -162,8 +164,12 @@ dirty_levels = st.one_of(
 )
 
 
-def state(side: _book._Side) -> tuple[Any, ...]:
-    return (side.exact, side.index, side.keys, side.pxs, side.szs, side.tops, side.sep)
+def state(side: Any) -> tuple[Any, ...]:
+    """What a side holds: its mode, keys, prices and sizes (best first). A ``_Side`` must
+    also keep its index in step with its lists."""
+    if isinstance(side, _book._Side):
+        assert side.index == dict(zip(side.pxs, side.keys, strict=True))
+    return (side.exact, side.keys, *side.columns())
 
 
 def outcome(fn: Any, *args: Any) -> tuple[Any, ...]:
@@ -178,29 +184,26 @@ def outcome(fn: Any, *args: Any) -> tuple[Any, ...]:
 def apply_both(
     snapshot: list[tuple[str, str]], deltas: list[Any], neg: bool, watch: int, tops: str | None
 ) -> None:
-    sides = []
-    for _ in range(2):
-        side = _book._Side(neg)
+    c_side = cbook.Side(neg)
+    py_side = _book._Side(neg)
+    for side in (c_side, py_side):
         side.load(snapshot)
         if tops is not None:
-            side.build_tops(watch, tops)
-        sides.append(side)
-    c_side, py_side = sides
-    saved = _book._c
+            side.pairs(watch, tops)  # the Python side keeps them in step from now on
     for levels in deltas:
-        _book._c = cbook
-        try:
-            got = outcome(_book._apply_side, c_side, levels, watch)
-        finally:
-            _book._c = saved
+        got = outcome(c_side.apply, levels, watch)
         want = outcome(_book._apply_side_py, py_side, levels, watch)
         assert got == want, levels
         assert state(c_side) == state(py_side), levels
+        if tops is not None:
+            assert c_side.pairs(watch, tops) == py_side.pairs(watch, tops)
         if got[0] == "raise":
             break  # the book is invalid now: only a snapshot continues
+        # rare cases ran in Python; only exact mode keeps the levels there
+        assert (c_side.python is not None) is bool(c_side.exact), levels
 
 
-# --------------------------------------------------------------------------- apply_side
+# --------------------------------------------------------------------------- Side.apply
 
 
 @settings(max_examples=300, deadline=None)
@@ -215,7 +218,7 @@ def test_apply_side_equals_python_on_any_input(
     snapshot: Any, deltas: Any, neg: bool, watch: int, tops: str | None
 ) -> None:
     """Valid, rare (spellings, float collisions, "+" sizes) and malformed levels of any
-    shape give the same side, result and exception in C as in Python."""
+    shape give the same side, result and exception with ``Side`` as with ``_Side``."""
     apply_both(snapshot, deltas, neg, watch, tops)
 
 
@@ -231,7 +234,7 @@ def test_apply_side_equals_python_on_valid_updates(
     snapshot: Any, deltas: Any, neg: bool, watch: int, tops: str | None
 ) -> None:
     """Long runs of valid updates (inserts, replaces, deletes in and below the top
-    ``watch`` levels) keep C and Python sides identical."""
+    ``watch`` levels, at both ends of the C array) keep C and Python sides identical."""
     apply_both(snapshot, deltas, neg, watch, tops)
 
 
@@ -402,38 +405,52 @@ def test_apply_delta_takes_the_common_case_in_c() -> None:
 
 
 @pytest.mark.parametrize(
-    ("levels", "handed_back_at"),
+    ("levels", "in_c"),
     [
-        ([("1", "1"), ("2", "+1")], 1),  # "+"-signed size: Python's _is_zero
-        ([("1", "1"), ("2.00", "1")], 1),  # known double, other spelling ("2" is in)
-        ([("1", "1"), ("2", "1"), ("1e1", "1")], 2),  # exponent: float() in Python
-        ([("1", "1"), (2, "1")], 1),  # not a str
-        ([("1", "1"), ("3", "")], 1),  # empty size: IndexError in Python
-        ([("1", "1"), ["3"]], 1),  # too short
-        ((("1", "1"),), None),  # a tuple of tuples is fine
-        ([("100.000000000000000002", "1")], 0),  # same double as a stored price
+        ([("1", "1"), ("2", "+1")], False),  # "+"-signed size: Python's _is_zero
+        ([("1", "1"), ("2.00", "1")], True),  # known double, other spelling: the new wins
+        ([("1", "1"), ("2", "1"), ("1e1", "1")], False),  # exponent: float() in Python
+        ([("1", "1"), ("3", "")], False),  # empty size: IndexError in Python
+        ((("1", "1"),), True),  # a tuple of tuples is fine
+        ([("100.000000000000000002", "1")], False),  # same double as a stored price
     ],
 )
-def test_apply_side_hands_rare_cases_back_before_touching_them(
-    levels: Any, handed_back_at: int | None
-) -> None:
-    """C applies the levels before a rare case, changes nothing of that level and returns
-    ``(n, dirty)``; Python continues from ``n``."""
-    side = _book._Side(False)
-    side.load([("2", "5"), ("100.000000000000000001", "1")])
-    before = state(side)
-    r = cbook.apply_side(
-        side.index, side.keys, side.pxs, side.szs, side.neg, side.tops, side.sep, levels, 3
-    )
-    if handed_back_at is None:
-        assert r is True
-        return
-    assert isinstance(r, tuple)
-    n, dirty = r
-    assert n == handed_back_at
-    assert dirty is (n > 0)
-    if n == 0:
-        assert state(side) == before
+def test_rare_cases_run_in_python_and_come_back(levels: Any, in_c: bool) -> None:
+    """A level C does not decide runs through ``_apply_side_py`` on a ``_Side`` copy of
+    the levels; the result equals Python's and the levels come back into the C array
+    unless the side went to exact mode (two prices on one double)."""
+    c_side = cbook.Side(False)
+    py_side = _book._Side(False)
+    for side in (c_side, py_side):
+        side.load([("2", "5"), ("100.000000000000000001", "1")])
+    got = outcome(c_side.apply, levels, 3)
+    assert got == outcome(_book._apply_side_py, py_side, levels, 3)
+    assert state(c_side) == state(py_side)
+    if got[0] == "ok":  # (after an exception the levels stay in Python until a snapshot)
+        assert (c_side.python is not None) is bool(py_side.exact)
+    if in_c:  # decided in C: no copy was made
+        assert c_side.python is None and got == ("ok", True)
+
+
+def test_side_array_grows_and_moves_the_shorter_part() -> None:
+    """Thousands of inserts and deletes at the best end, the worst end and the middle
+    (the array re-centres and grows) keep the C side equal to the Python side."""
+    c_side = cbook.Side(True)
+    py_side = _book._Side(True)
+    ops: list[list[tuple[str, str]]] = []
+    for i in range(1, 1500):
+        ops.append([(str(10_000 + i), "1")])  # new best bid
+        ops.append([(str(10_000 - i), "2")])  # new worst bid
+        if i % 3 == 0:
+            ops.append([(str(10_000 + i // 2), "0"), (str(10_000 - i // 2), "0")])
+        if i % 7 == 0:
+            ops.append([(str(10_000 + i), "0"), (f"{10_000 - i}.0", "3")])
+    for levels in ops:
+        assert c_side.apply(levels, 5) == _book._apply_side_py(py_side, levels, 5)
+    assert state(c_side) == state(py_side)
+    assert len(c_side) == len(py_side) > 1500
+    c_side.clear()
+    assert len(c_side) == 0 and c_side.head() is None and c_side.columns() == ([], [])
 
 
 def test_exact_mode_side_runs_in_python() -> None:
@@ -478,13 +495,17 @@ def test_malformed_level_fails_the_book_as_malformed(bad: Any) -> None:
         _book._c = saved
 
 
-def test_apply_side_rejects_wrong_argument_types() -> None:
+def test_side_rejects_wrong_argument_types() -> None:
+    side = cbook.Side(False)
     with pytest.raises(TypeError):
-        cbook.apply_side({}, [], [], [], False, None, ":", [])  # type: ignore[call-arg]
+        side.apply([])  # type: ignore[call-arg]
     with pytest.raises(TypeError):
-        cbook.apply_side([], [], [], [], False, None, ":", [], 1)  # type: ignore[arg-type]
+        side.apply([], "1")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        cbook.apply_side({}, [], [], [], False, "x", ":", [], 1)  # type: ignore[arg-type]
+        side.pairs(1, 2)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        cbook.Side()  # type: ignore[call-arg]
+    assert cbook.crc32_sides(side, _book._Side(False), 1, ":") is None
 
 
 # --------------------------------------------------------------------------- checksum
@@ -826,13 +847,10 @@ def test_price_keys_are_float_of_the_price(digits: str, dot: int, neg: bool) -> 
     """The C parser's fast path (mantissa < 2**53, up to 22 decimals) and its fallback
     give exactly ``float(price)`` (negated on the bid side)."""
     px = digits[:dot] + "." + digits[dot:] if dot <= len(digits) else digits
-    side = _book._Side(neg)
-    assert (
-        cbook.apply_side(side.index, side.keys, side.pxs, side.szs, neg, None, ":", [(px, "1")], 1)
-        is True
-    )
+    side = cbook.Side(neg)
+    assert side.apply([(px, "1")], 1) is True
     want = -float(px) if neg else float(px)
-    assert side.keys == [want] and side.index == {px: want}
+    assert side.keys == [want] and side.python is None
 
 
 @settings(max_examples=300, deadline=None)
@@ -845,49 +863,48 @@ def test_price_keys_are_float_of_the_price(digits: str, dot: int, neg: bool) -> 
     neg=st.booleans(),
 )
 def test_load_equals_python(levels: Any, neg: bool) -> None:
-    """A snapshot side loads to the same lists, dict and mode (or the same exception) with
-    the C fast path (``load_side``, or its ``None`` for Python) as in pure Python."""
+    """A snapshot side loads to the same levels and mode (or the same exception) with
+    ``Side.load`` (its fast path, or through ``_Side.load``) as with ``_Side.load``."""
     if neg and isinstance(levels, list):  # bids sorted best (highest) first, when sortable
         try:
             levels = sorted(levels, key=lambda lv: Decimal(lv[0]), reverse=True)
         except (TypeError, KeyError, IndexError, InvalidOperation):
             pass
-    c_side = _book._Side(neg)
+    c_side = cbook.Side(neg)
     py_side = _book._Side(neg)
-    saved = _book._c
-    _book._c = cbook
-    try:
-        got = outcome(c_side.load, levels)
-    finally:
-        _book._c = None
-        try:
-            want = outcome(py_side.load, levels)
-        finally:
-            _book._c = saved
+    got = outcome(c_side.load, levels)
+    want = outcome(py_side.load, levels)
     assert got == want
     assert state(c_side) == state(py_side)
 
 
-def test_load_side_takes_sorted_plain_levels_and_declines_the_rest() -> None:
-    got = cbook.load_side([["3", "1"], ["2.5", "0.1", "x"], ("1", "2")], True)
-    assert got == (
+def test_load_takes_sorted_plain_levels_and_python_the_rest() -> None:
+    side = cbook.Side(True)
+    side.load([["3", "1"], ["2.5", "0.1", "x"], ("1", "2")])
+    assert (side.keys, side.columns(), side.python) == (
         [-3.0, -2.5, -1.0],
-        ["3", "2.5", "1"],
-        ["1", "0.1", "2"],
-        {"3": -3.0, "2.5": -2.5, "1": -1.0},
+        (["3", "2.5", "1"], ["1", "0.1", "2"]),
+        None,
     )
-    assert cbook.load_side([], False) == ([], [], [], {})
-    for declined in (
+    side.load([])
+    assert (side.keys, side.columns()) == ([], ([], []))
+    for other in (
         [("1", "1"), ("1", "2")],  # repeated price
         [("2", "1"), ("1", "1")],  # asks not ascending
-        [("1", "0")],  # zero size
+        [("1", "0"), ("2", "1")],  # zero size
         [("1", "+1")],  # signed size
         [("1e1", "1")],  # exponent
-        [(1, "1")],  # not a str
-        [("1",)],  # too short
         iter([("1", "1")]),  # not a list or tuple
     ):
-        assert cbook.load_side(declined, False) is None
+        c_side = cbook.Side(False)
+        py_side = _book._Side(False)
+        levels = list(other) if not isinstance(other, list) else other
+        c_side.load(iter(levels) if not isinstance(other, list) else levels)
+        py_side.load(iter(levels) if not isinstance(other, list) else levels)
+        assert state(c_side) == state(py_side)
+        assert c_side.python is None  # loaded by Python, back in the C array
+    with pytest.raises(BookIntegrityError, match="malformed"):
+        cbook.Side(False).load([(1, "1")])
 
 
 @settings(max_examples=200, deadline=None)

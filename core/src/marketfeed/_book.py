@@ -318,6 +318,35 @@ class _Side:
             raise _malformed("price", px)
         return -f if self.neg else f
 
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def apply(self, levels: Sequence[RawLevel], watch: int) -> bool:
+        """Apply delta levels; whether the top ``watch`` levels changed (_apply_side_py)."""
+        return _apply_side_py(self, levels, watch)
+
+    def columns(self, n: int | None = None) -> tuple[list[str], list[str]]:
+        """``(prices, sizes)`` of the top ``n`` levels (all when ``None``): new lists."""
+        if n is None:
+            return self.pxs[:], self.szs[:]
+        return self.pxs[:n], self.szs[:n]
+
+    def head(self) -> tuple[_Key, str, str] | None:
+        """``(key, price, size)`` of the best level, or ``None`` when empty."""
+        return (self.keys[0], self.pxs[0], self.szs[0]) if self.keys else None
+
+    def pairs(self, n: int, sep: str) -> list[str]:
+        """``price + sep + size`` of the top ``n`` levels (kept in step from then on by
+        _apply_side_py with ``watch == n``, until :meth:`forget_pairs` or a snapshot)."""
+        tops = self.tops
+        if tops is None or self.sep != sep:
+            tops = self.build_tops(n, sep)
+        return tops
+
+    def forget_pairs(self) -> None:
+        """Drop the kept pair strings (the watched depth grew)."""
+        self.tops = None
+
     def make_exact(self) -> None:
         """Switch to Decimal keys (after a float collision)."""
         self.exact = True
@@ -328,21 +357,13 @@ class _Side:
         """Replace the side with snapshot levels (any order; zero sizes and repeats as in
         a delta applied to an empty side).
 
-        With the C speedups, ``_cbook.load_side`` takes the common case (plain decimal
-        strings, sizes > 0, prices sorted best first) and returns ``None`` for any other,
-        which this method then loads as in pure Python.
-
         Raises:
             BookIntegrityError: ``malformed`` level, price or size.
         """
         self.clear()
-        c = _c
-        if c is not None:
-            loaded = c.load_side(levels, self.neg)
-            if loaded is not None:
-                self.keys, self.pxs, self.szs, self.index = loaded
-                return
         try:
+            if not isinstance(levels, list | tuple):
+                levels = list(levels)  # read twice below: an iterator would be empty then
             pxs = [lv[0] for lv in levels]
             szs = [lv[1] for lv in levels]
             "".join(pxs)  # TypeError unless all are str
@@ -415,36 +436,20 @@ def _is_zero(sz: str) -> bool:
     raise _malformed("size", sz)
 
 
-def _apply_side(side: _Side, levels: Sequence[RawLevel], watch: int) -> bool:
+def _apply_side_py(side: _Side, levels: Sequence[RawLevel], watch: int) -> bool:
     """Apply delta levels to one side; return whether the top ``watch`` levels changed.
 
-    With the C speedups, ``_cbook.apply_side`` applies the levels of a float-keyed side
-    and hands the rest back to :func:`_apply_side_py` at the first level it leaves to
-    Python (see ``_cbook.c``); an exact-mode side runs in Python. Same results either way.
+    The pure-Python engine, and the reference behaviour of ``_cbook.Side.apply`` (which
+    runs its rare cases through this function on a ``_Side``).
+
+    Hot path: the zero test of ``_is_zero`` and the float key of ``_Side.key`` are inlined.
+    An operation that lands in the top ``watch`` levels is mirrored on ``side.tops`` (when
+    built), so those pair strings stay equal to ``price + sep + size`` of the top levels.
 
     Raises:
         BookIntegrityError: ``malformed`` price or size (levels before it are applied).
         TypeError, IndexError, AttributeError: a level that is not a sequence of two
             strings (:meth:`L2Book.apply_delta` reports it as ``malformed``).
-    """
-    c = _c
-    if c is None or side.exact:
-        return _apply_side_py(side, levels, watch)
-    r = c.apply_side(
-        side.index, side.keys, side.pxs, side.szs, side.neg, side.tops, side.sep, levels, watch
-    )
-    if r.__class__ is bool:
-        return r
-    n, dirty = r
-    return _apply_side_py(side, levels[n:] if n else levels, watch) or dirty
-
-
-def _apply_side_py(side: _Side, levels: Sequence[RawLevel], watch: int) -> bool:
-    """Pure-Python :func:`_apply_side` (the reference behaviour of the C version).
-
-    Hot path: the zero test of ``_is_zero`` and the float key of ``_Side.key`` are inlined.
-    An operation that lands in the top ``watch`` levels is mirrored on ``side.tops`` (when
-    built), so those pair strings stay equal to ``price + sep + size`` of the top levels.
     """
     index = side.index
     keys = side.keys
@@ -507,7 +512,7 @@ def _apply_side_py(side: _Side, levels: Sequence[RawLevel], watch: int) -> bool:
             if not exact and Decimal(pxs[i]) != Decimal(px):
                 # Two prices, one double: continue this update with Decimal keys.
                 side.make_exact()
-                return _apply_side(side, levels[n:], watch) or dirty
+                return _apply_side_py(side, levels[n:], watch) or dirty
             # Same price spelled differently ("1.0" vs "1.00"): the new spelling wins.
             del index[pxs[i]]
             inserted = False
@@ -650,8 +655,10 @@ class L2Book:
         self._checksum = checksum
         self._seq_rule = sequence
         self._memo = checksum_memo
-        self._bids = _Side(neg=True)
-        self._asks = _Side(neg=False)
+        c = _c
+        side: Callable[[bool], _Side] = _Side if c is None else c.Side
+        self._bids = side(True)
+        self._asks = side(False)
         self._valid = False
         self._has_snapshot = False
         self._version = 0  # bumped whenever the top `_watch` levels may have changed
@@ -677,7 +684,7 @@ class L2Book:
         state = "valid" if self._valid else "invalid"
         return (
             f"L2Book({self.venue}:{self.native_symbol}, {state}, "
-            f"{len(self._bids.keys)} bids, {len(self._asks.keys)} asks, seq={self.sequence})"
+            f"{len(self._bids)} bids, {len(self._asks)} asks, seq={self.sequence})"
         )
 
     # ------------------------------------------------------------------ updates
@@ -828,14 +835,14 @@ class L2Book:
         watch = self._watch
         try:
             if stage < 0:
-                dirty = _apply_side(self._bids, bids, watch) if bids else False
-                if asks and _apply_side(self._asks, asks, watch):
+                dirty = self._bids.apply(bids, watch) if bids else False
+                if asks and self._asks.apply(asks, watch):
                     dirty = True
-            elif stage == 0:  # where _apply_side hands C's leftovers to Python
-                dirty = _apply_side_py(self._bids, bids[n:] if n else bids, watch) or dirty
-                if asks and _apply_side(self._asks, asks, watch):
+            elif stage == 0:  # where C left a rare level to the side's Python path
+                dirty = self._bids.apply(bids[n:] if n else bids, watch) or dirty
+                if asks and self._asks.apply(asks, watch):
                     dirty = True
-            elif stage == 1 and _apply_side_py(self._asks, asks[n:] if n else asks, watch):
+            elif stage == 1 and self._asks.apply(asks[n:] if n else asks, watch):
                 dirty = True
         except BookIntegrityError as exc:
             raise self._fail(exc) from None
@@ -899,17 +906,17 @@ class L2Book:
     def _check_crossed(self) -> None:
         b = self._bids
         a = self._asks
+        hb = b.head()
+        ha = a.head()
         # Float keys may only tie where decimals differ: confirm a cross with decimals.
         if (
-            b.keys
-            and a.keys
-            and (b.exact or a.exact or -b.keys[0] >= a.keys[0])
-            and Decimal(b.pxs[0]) >= Decimal(a.pxs[0])
+            hb is not None
+            and ha is not None
+            and (b.exact or a.exact or -hb[0] >= ha[0])
+            and Decimal(hb[1]) >= Decimal(ha[1])
         ):
             raise self._fail(
-                BookIntegrityError(
-                    f"crossed: best bid {b.pxs[0]} >= best ask {a.pxs[0]}", "crossed"
-                )
+                BookIntegrityError(f"crossed: best bid {hb[1]} >= best ask {ha[1]}", "crossed")
             )
 
     def _checksum_failed(self, checksum: int, computed: int) -> BookIntegrityError:
@@ -939,10 +946,9 @@ class L2Book:
         """
         if n > self._watch:
             self._watch = n
-            self._bids.tops = self._asks.tops = None  # pair strings were kept for fewer
-        b = self._bids
-        a = self._asks
-        return b.pxs[:n], b.szs[:n], a.pxs[:n], a.szs[:n]
+            self._bids.forget_pairs()  # pair strings were kept for fewer
+            self._asks.forget_pairs()
+        return (*self._bids.columns(n), *self._asks.columns(n))
 
     def raw_pairs(self, n: int, sep: str = ":") -> tuple[list[str], list[str]]:
         """Top ``n`` levels per side as ``price + sep + size`` strings (the venue's originals),
@@ -959,17 +965,10 @@ class L2Book:
         """
         if n > self._watch:
             self._watch = n
-            self._bids.tops = self._asks.tops = None
+            self._bids.forget_pairs()
+            self._asks.forget_pairs()
         watch = self._watch
-        b = self._bids
-        a = self._asks
-        bt = b.tops
-        if bt is None or b.sep != sep:
-            bt = b.build_tops(watch, sep)
-        at = a.tops
-        if at is None or a.sep != sep:
-            at = a.build_tops(watch, sep)
-        return bt[:n], at[:n]
+        return self._bids.pairs(watch, sep)[:n], self._asks.pairs(watch, sep)[:n]
 
     def crc32_pairs(self, n: int, sep: str = ":") -> int:
         """Unsigned CRC32 (zlib's) of the top ``n`` levels, interleaved bid/ask, joined.
@@ -994,13 +993,19 @@ class L2Book:
             raise ValueError(f"n must be >= 0, not {n}")
         if n > self._watch:
             self._watch = n
-            self._bids.tops = self._asks.tops = None  # pair strings were kept for fewer
+            self._bids.forget_pairs()  # pair strings were kept for fewer
+            self._asks.forget_pairs()
         b = self._bids
         a = self._asks
         c = _c
         if c is not None:
-            return cast("int", c.crc32_pairs(b.pxs, b.szs, a.pxs, a.szs, n, sep))
-        bp, bs, ap, az = b.pxs[:n], b.szs[:n], a.pxs[:n], a.szs[:n]
+            crc = c.crc32_sides(b, a, n, sep)  # None unless both are C arrays
+            if crc is not None:
+                return cast("int", crc)
+        bp, bs = b.columns(n)
+        ap, az = a.columns(n)
+        if c is not None:
+            return cast("int", c.crc32_pairs(bp, bs, ap, az, n, sep))
         m = min(len(bp), len(ap))
         if len(bp) > m:  # the longer side continues alone
             tp, ts, bp, bs = bp[m:], bs[m:], bp[:m], bs[:m]
@@ -1035,13 +1040,13 @@ class L2Book:
             dropped=self._dropped,
             last_update=self._last_update,
             valid=self._valid,
-            bid_levels=len(self._bids.keys),
-            ask_levels=len(self._asks.keys),
+            bid_levels=len(self._bids),
+            ask_levels=len(self._asks),
         )
 
     def __len__(self) -> int:
         """Number of levels on both sides."""
-        return len(self._bids.keys) + len(self._asks.keys)
+        return len(self._bids) + len(self._asks)
 
     def top(self, n: int | None = None) -> tuple[tuple[BookLevel, ...], tuple[BookLevel, ...]]:
         """Top ``n`` levels per side (all levels when ``n`` is ``None``).
@@ -1056,42 +1061,45 @@ class L2Book:
 
     @staticmethod
     def _side_top(side: _Side, n: int | None) -> tuple[BookLevel, ...]:
+        pxs, szs = side.columns(n)
         c = _c
         if c is not None:
             return cast(
                 "tuple[BookLevel, ...]",
-                c.decimal_columns(side.pxs, side.szs, n, _DECIMALS, Decimal, _DECIMALS.capacity),
+                c.decimal_columns(pxs, szs, None, _DECIMALS, Decimal, _DECIMALS.capacity),
             )
-        if n is None:
-            return tuple(zip(map(_decimal, side.pxs), map(_decimal, side.szs), strict=True))
-        return tuple(zip(map(_decimal, side.pxs[:n]), map(_decimal, side.szs[:n]), strict=True))
+        return tuple(zip(map(_decimal, pxs), map(_decimal, szs), strict=True))
 
     @property
     def best_bid(self) -> BookLevel | None:
         """Best (highest) bid ``(price, size)``, or ``None`` when there are no bids."""
-        side = self._bids
-        return (_decimal(side.pxs[0]), _decimal(side.szs[0])) if side.pxs else None
+        head = self._bids.head()
+        return (_decimal(head[1]), _decimal(head[2])) if head is not None else None
 
     @property
     def best_ask(self) -> BookLevel | None:
         """Best (lowest) ask ``(price, size)``, or ``None`` when there are no asks."""
-        side = self._asks
-        return (_decimal(side.pxs[0]), _decimal(side.szs[0])) if side.pxs else None
+        head = self._asks.head()
+        return (_decimal(head[1]), _decimal(head[2])) if head is not None else None
 
     @property
     def mid(self) -> Decimal | None:
         """``(best bid + best ask) / 2``, exact; ``None`` when a side is empty."""
-        if not self._bids.pxs or not self._asks.pxs:
+        hb = self._bids.head()
+        ha = self._asks.head()
+        if hb is None or ha is None:
             return None
-        total = _EXACT.add(Decimal(self._bids.pxs[0]), Decimal(self._asks.pxs[0]))
+        total = _EXACT.add(Decimal(hb[1]), Decimal(ha[1]))
         return _EXACT.divide(total, 2)
 
     @property
     def spread(self) -> Decimal | None:
         """``best ask - best bid``, exact; ``None`` when a side is empty."""
-        if not self._bids.pxs or not self._asks.pxs:
+        hb = self._bids.head()
+        ha = self._asks.head()
+        if hb is None or ha is None:
             return None
-        return _EXACT.subtract(Decimal(self._asks.pxs[0]), Decimal(self._bids.pxs[0]))
+        return _EXACT.subtract(Decimal(ha[1]), Decimal(hb[1]))
 
     def depth_to(self, price: Decimal | str | int, side: Literal["bid", "ask"]) -> Decimal:
         """Cumulative size from the best level down to ``price`` (inclusive) on one side.
@@ -1110,7 +1118,8 @@ class L2Book:
         else:
             raise ValueError(f"side must be 'bid' or 'ask', not {side!r}")
         total = _ZERO
-        for px, sz in zip(s.pxs, s.szs, strict=True):  # best first: stop past the limit
+        pxs, szs = s.columns()
+        for px, sz in zip(pxs, szs, strict=True):  # best first: stop past the limit
             p = Decimal(px)
             if (p < limit) if bid else (p > limit):
                 break
@@ -1295,7 +1304,7 @@ def decode_top_export(buf: bytes | bytearray | memoryview) -> TopExport:
 
 
 if _cbook is not None:  # _cbook.apply_delta works on exactly these classes' slots
-    _cbook.register(L2Book, _Side)
+    _cbook.register(L2Book, _Side, _apply_side_py)
 
 
 # --------------------------------------------------------------------------- engine

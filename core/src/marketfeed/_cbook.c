@@ -18,81 +18,6 @@
 
 static PyObject *ZERO, *ONE; /* the ints 0 and 1 */
 
-/* ------------------------------------------------------------------ list helpers */
-
-/* del list[i] for 0 <= i < len(list) (no shrink; the list stays valid). */
-static void
-list_del(PyObject *list, Py_ssize_t i)
-{
-    PyListObject *l = (PyListObject *)list;
-    Py_ssize_t n = Py_SIZE(l);
-    PyObject *old = l->ob_item[i];
-    memmove(&l->ob_item[i], &l->ob_item[i + 1], (size_t)(n - i - 1) * sizeof(PyObject *));
-    Py_SET_SIZE(l, n - 1);
-    Py_DECREF(old); /* a str or float: no Python code runs */
-}
-
-/* list[i] = item (new reference to item taken), 0 <= i < len(list). */
-static void
-list_set(PyObject *list, Py_ssize_t i, PyObject *item)
-{
-    PyObject *old = PyList_GET_ITEM(list, i);
-    Py_INCREF(item);
-    PyList_SET_ITEM(list, i, item);
-    Py_DECREF(old);
-}
-
-/* list.insert(i, item) for 0 <= i <= len(list): append (amortised growth), then one
- * memmove (PyList_Insert moves the items one by one). */
-static int
-list_insert(PyObject *list, Py_ssize_t i, PyObject *item)
-{
-    if (PyList_Append(list, item) < 0) { /* the new reference ends up at items[i] */
-        return -1;
-    }
-    PyObject **items = ((PyListObject *)list)->ob_item;
-    Py_ssize_t n = PyList_GET_SIZE(list) - 1; /* the size before */
-    memmove(&items[i + 1], &items[i], (size_t)(n - i) * sizeof(PyObject *));
-    items[i] = item;
-    return 0;
-}
-
-/* First index whose float key is >= key (bisect_left over a list of exact floats).
- * Returns -1 if an item is not an exact float (the caller hands back to Python). */
-static Py_ssize_t
-bisect_float(PyObject *keys, double key)
-{
-    PyObject **items = ((PyListObject *)keys)->ob_item;
-    Py_ssize_t lo = 0, hi = PyList_GET_SIZE(keys);
-    while (lo < hi) {
-        Py_ssize_t mid = lo + ((hi - lo) >> 1);
-        PyObject *k = items[mid];
-        if (!PyFloat_CheckExact(k)) {
-            return -1;
-        }
-        if (PyFloat_AS_DOUBLE(k) < key) {
-            lo = mid + 1;
-        }
-        else {
-            hi = mid;
-        }
-    }
-    return lo;
-}
-
-/* px + sep + sz (new reference). */
-static PyObject *
-pair_str(PyObject *px, PyObject *sep, PyObject *sz)
-{
-    PyObject *a = PyUnicode_Concat(px, sep);
-    if (a == NULL) {
-        return NULL;
-    }
-    PyObject *b = PyUnicode_Concat(a, sz);
-    Py_DECREF(a);
-    return b;
-}
-
 /* Size zero test of _apply_side / _is_zero on an exact, ASCII str.
  * Returns 1 zero, 0 not zero, -1 "not decided here" (hand back). */
 static int
@@ -139,41 +64,50 @@ parse_price(PyObject *px, double *out)
     }
     Py_ssize_t n = PyUnicode_GET_LENGTH(px);
     const char *s = (const char *)PyUnicode_DATA(px);
-    int digits = 0, dots = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c >= '0' && c <= '9') {
-            digits++;
-        }
-        else if (c == '.' && !dots) {
-            dots = 1;
-        }
-        else {
-            return -1;
-        }
-    }
-    if (!digits) {
-        return -1;
-    }
-    if (n <= 16) {
-        /* Exact fast path (Clinger): a mantissa below 2**53 and a power of ten up to 1e22
-         * are both exact doubles, so one IEEE division is the correctly rounded value,
-         * the same double float() gives. */
+    if (n <= 19) {
+        /* one pass: check and read the digits (19 digits fit a uint64) */
         uint64_t m = 0;
-        int frac = 0, seen_dot = 0;
+        int frac = 0, dot = 0;
         for (Py_ssize_t i = 0; i < n; i++) {
-            char c = s[i];
-            if (c == '.') {
-                seen_dot = 1;
+            unsigned d = (unsigned)((unsigned char)s[i] - '0');
+            if (d <= 9) {
+                m = m * 10 + d;
+                frac += dot;
+            }
+            else if (s[i] == '.' && !dot) {
+                dot = 1;
             }
             else {
-                m = m * 10 + (uint64_t)(c - '0');
-                frac += seen_dot;
+                return -1;
             }
         }
+        if (n == dot) {
+            return -1; /* no digit ("" or ".") */
+        }
         if (m < ((uint64_t)1 << 53) && frac <= 22) {
+            /* Exact fast path (Clinger): a mantissa below 2**53 and a power of ten up to
+             * 1e22 are both exact doubles, so one IEEE division is the correctly rounded
+             * value, the same double float() gives. */
             *out = (double)m / POW10[frac];
             return 0;
+        }
+    }
+    else {
+        int digits = 0, dots = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            char c = s[i];
+            if (c >= '0' && c <= '9') {
+                digits++;
+            }
+            else if (c == '.' && !dots) {
+                dots = 1;
+            }
+            else {
+                return -1;
+            }
+        }
+        if (!digits) {
+            return -1;
         }
     }
     char *end = NULL;
@@ -189,217 +123,785 @@ parse_price(PyObject *px, double *out)
     return 0;
 }
 
-/* ------------------------------------------------------------------ apply_side */
+/* ------------------------------------------------------------------ Side */
 
-PyDoc_STRVAR(apply_side_doc,
-"apply_side(index, keys, pxs, szs, neg, tops, sep, levels, watch, /) -> bool | tuple[int, bool]\n\n"
-"``_apply_side`` of a float-keyed side, in C. Returns whether the top ``watch`` levels\n"
-"changed, or ``(n, dirty)`` when it applied ``levels[:n]`` only and Python must continue\n"
-"from ``levels[n]`` (a case decided in Python; nothing of level ``n`` was changed).");
+/* One side of a book as a C array (what ``_Side`` is with lists, in pure Python).
+ *
+ * Levels sit best first in buf[head .. head + len): a sort key (float(price), negated on
+ * the bid side) and the price and size strings as the venue sent them. The array has room
+ * at both ends, so an insert or a delete moves the shorter part: levels near the best
+ * price (where most updates land) and near the worst (where a fixed-depth channel drops
+ * them) move few others. No dict and no float objects: a price is found by its key (one
+ * bisection) and its text.
+ *
+ * Anything rare goes to the pure-Python ``_Side`` as it is, so results and errors are
+ * Python's by construction: the levels are copied into a ``_Side`` (``py``), Python
+ * applies the update, and the levels come back into the array unless the side went to
+ * exact mode (two different prices on one double), which stays in Python until the next
+ * snapshot. Rare means: a level that is not a list/tuple of two str, a price that is not
+ * plain ASCII digits with at most one '.', a size that is not plain (signed, lettered,
+ * negative, not a str), two prices on one double, a snapshot that is not strictly
+ * sorted best first or holds zero sizes. */
 
-/* The work of apply_side on checked arguments (tops NULL: no pair strings). Returns 0:
- * every level applied; 1: levels[:*n_out] applied, Python continues at *n_out; -1: error.
- * *dirty_out: whether the top `watch` levels changed. */
+typedef struct {
+    double key;   /* float(price), negated on the bid side: ascending = best first */
+    PyObject *px; /* the price string (a compact ASCII str; owned) */
+    PyObject *sz; /* the size string (a str; owned) */
+} Level;
+
+typedef struct {
+    PyObject_HEAD
+    Level *buf;
+    Py_ssize_t cap, head, len;
+    int neg;
+    PyObject *py; /* the pure-Python _Side holding the levels instead, or NULL */
+} SideObject;
+
+static PyTypeObject SideType;
+static PyObject *py_side_type; /* marketfeed._book._Side */
+static PyObject *py_apply;     /* marketfeed._book._apply_side_py */
+static PyObject *S_EXACT_ATTR, *S_KEYS_ATTR, *S_PXS_ATTR, *S_SZS_ATTR, *S_INDEX_ATTR,
+    *S_LOAD, *S_COLUMNS, *S_HEAD, *S_PAIRS, *S_FORGET;
+
+#define LV(s) ((s)->buf + (s)->head)
+
+/* Drop every level (and the Python side). */
+static void
+side_clear_levels(SideObject *s)
+{
+    Level *b = LV(s);
+    for (Py_ssize_t i = 0; i < s->len; i++) {
+        Py_DECREF(b[i].px);
+        Py_DECREF(b[i].sz);
+    }
+    s->len = 0;
+    s->head = s->cap / 2;
+    Py_CLEAR(s->py);
+}
+
+/* Room for `want` levels with `slack` free slots at each end (the levels re-centred);
+ * -1 with MemoryError. */
 static int
-side_apply(PyObject *index, PyObject *keys, PyObject *pxs, PyObject *szs, int neg,
-           PyObject *tops, PyObject *sep, PyObject *levels, Py_ssize_t watch,
-           Py_ssize_t *n_out, int *dirty_out)
+side_room(SideObject *s, Py_ssize_t want, Py_ssize_t slack)
+{
+    Py_ssize_t need = want + 2 * slack;
+    Py_ssize_t cap = s->cap;
+    if (need > cap || cap > 4 * (need + 16)) {
+        cap = 2 * need + 16;
+    }
+    Py_ssize_t head = (cap - s->len) / 2;
+    if (cap != s->cap) {
+        Level *mem = PyMem_Malloc((size_t)cap * sizeof(Level));
+        if (mem == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (s->len) {
+            memcpy(mem + head, LV(s), (size_t)s->len * sizeof(Level));
+        }
+        PyMem_Free(s->buf);
+        s->buf = mem;
+        s->cap = cap;
+    }
+    else if (head != s->head) {
+        memmove(s->buf + head, LV(s), (size_t)s->len * sizeof(Level));
+    }
+    s->head = head;
+    return 0;
+}
+
+/* Open a hole at index i (0 <= i <= len), moving the shorter part; -1 on MemoryError. */
+static inline int
+side_open(SideObject *s, Py_ssize_t i)
+{
+    Py_ssize_t n = s->len;
+    if (i < n - i) {
+        if (s->head == 0 && side_room(s, n + 1, n / 2 + 8) < 0) {
+            return -1;
+        }
+        Level *b = LV(s);
+        memmove(b - 1, b, (size_t)i * sizeof(Level));
+        s->head--;
+    }
+    else {
+        if (s->head + n == s->cap && side_room(s, n + 1, n / 2 + 8) < 0) {
+            return -1;
+        }
+        Level *b = LV(s);
+        memmove(b + i + 1, b + i, (size_t)(n - i) * sizeof(Level));
+    }
+    s->len = n + 1;
+    return 0;
+}
+
+/* Remove level i (0 <= i < len), moving the shorter part. */
+static inline void
+side_remove(SideObject *s, Py_ssize_t i)
+{
+    Level *b = LV(s);
+    PyObject *px = b[i].px, *sz = b[i].sz;
+    Py_ssize_t n = s->len;
+    if (i < n - 1 - i) {
+        memmove(b + 1, b, (size_t)i * sizeof(Level));
+        s->head++;
+    }
+    else {
+        memmove(b + i, b + i + 1, (size_t)(n - 1 - i) * sizeof(Level));
+    }
+    s->len = n - 1;
+    Py_DECREF(px); /* str: no Python code runs */
+    Py_DECREF(sz);
+}
+
+/* First index whose key is >= key. */
+static inline Py_ssize_t
+side_bisect(const SideObject *s, double key)
+{
+    const Level *b = LV(s);
+    Py_ssize_t lo = 0, hi = s->len;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + ((hi - lo) >> 1);
+        if (b[mid].key < key) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* Whether two compact ASCII strs hold the same text. */
+static inline int
+same_ascii(PyObject *a, PyObject *b)
+{
+    if (a == b) {
+        return 1;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
+    return n == PyUnicode_GET_LENGTH(b) && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), n) == 0;
+}
+
+/* Whether two plain decimal texts (ASCII digits, at most one '.', at least one digit: what
+ * parse_price accepts) are the same number, as Decimal(a) == Decimal(b). */
+static int
+plain_same_number(PyObject *a, PyObject *b)
+{
+    const char *s[2] = {PyUnicode_DATA(a), PyUnicode_DATA(b)};
+    Py_ssize_t n[2] = {PyUnicode_GET_LENGTH(a), PyUnicode_GET_LENGTH(b)};
+    const char *lo[2], *hi[2]; /* significant part: integer digits without leading zeros,
+                                  then the fraction without trailing zeros */
+    Py_ssize_t dot[2];
+    for (int k = 0; k < 2; k++) {
+        const char *p = s[k], *e = s[k] + n[k];
+        const char *d = memchr(p, '.', (size_t)n[k]);
+        if (d == NULL) {
+            d = e;
+        }
+        while (p < d && *p == '0') {
+            p++;
+        }
+        if (d < e) {
+            while (e > d + 1 && e[-1] == '0') {
+                e--;
+            }
+            if (e == d + 1) {
+                e = d; /* "5." or "5.000": no fraction */
+            }
+        }
+        lo[k] = p;
+        hi[k] = e;
+        dot[k] = d - p; /* integer digits left */
+    }
+    return dot[0] == dot[1] && hi[0] - lo[0] == hi[1] - lo[1] &&
+           memcmp(lo[0], lo[1], (size_t)(hi[0] - lo[0])) == 0;
+}
+
+/* Apply delta levels[n0:] to a side in array mode. Returns 0: all applied; 1: levels up to
+ * *n_out applied, the rest is Python's (nothing of level *n_out changed); -1: error.
+ * *dirty: whether an operation landed in the top `watch` levels. */
+static int
+side_apply_levels(SideObject *s, PyObject *levels, Py_ssize_t watch, Py_ssize_t *n_out,
+                  int *dirty_out)
 {
     int dirty = 0;
     Py_ssize_t n = 0;
-    if (!PyList_CheckExact(levels) && !PyTuple_CheckExact(levels)) {
-        goto handback;
-    }
     Py_ssize_t count = PySequence_Fast_GET_SIZE(levels);
+    PyObject **items = PySequence_Fast_ITEMS(levels);
+    int neg = s->neg;
     for (; n < count; n++) {
-        PyObject *lv = PySequence_Fast_GET_ITEM(levels, n);
-        if (!(PyList_CheckExact(lv) || PyTuple_CheckExact(lv)) || PySequence_Fast_GET_SIZE(lv) < 2) {
+        PyObject *lv = items[n];
+        if (!(PyList_CheckExact(lv) || PyTuple_CheckExact(lv)) ||
+            PySequence_Fast_GET_SIZE(lv) < 2) {
             goto handback;
         }
         PyObject *px = PySequence_Fast_GET_ITEM(lv, 0);
         PyObject *sz = PySequence_Fast_GET_ITEM(lv, 1);
-        if (!PyUnicode_CheckExact(px)) {
-            goto handback;
-        }
         int zero = size_is_zero(sz);
-        if (zero < 0) {
-            goto handback;
-        }
-        PyObject *key = PyDict_GetItemWithError(index, px); /* borrowed */
-        if (key == NULL && PyErr_Occurred()) {
-            goto error;
-        }
-        if (key != NULL) { /* known price string */
-            if (!PyFloat_CheckExact(key)) {
-                goto handback;
-            }
-            Py_ssize_t i = bisect_float(keys, PyFloat_AS_DOUBLE(key));
-            if (i < 0 || i >= PyList_GET_SIZE(keys) || i >= PyList_GET_SIZE(pxs) ||
-                i >= PyList_GET_SIZE(szs)) {
-                goto handback;
-            }
-            if (zero) {
-                PyObject *top = NULL;
-                Py_ssize_t size = PyList_GET_SIZE(pxs);
-                if (i < watch && tops != NULL && size - 1 >= watch &&
-                    PyList_GET_SIZE(szs) > watch) {
-                    /* the level that moves up into the top `watch` after the removal */
-                    top = pair_str(PyList_GET_ITEM(pxs, watch), sep, PyList_GET_ITEM(szs, watch));
-                    if (top == NULL) {
-                        goto error;
-                    }
-                }
-                if (PyDict_DelItem(index, px) < 0) {
-                    Py_XDECREF(top);
-                    goto error;
-                }
-                list_del(keys, i);
-                list_del(pxs, i);
-                list_del(szs, i);
-                if (i < watch) {
-                    dirty = 1;
-                    if (tops != NULL) {
-                        if (i < PyList_GET_SIZE(tops)) {
-                            list_del(tops, i);
-                        }
-                        if (top != NULL) {
-                            int rc = PyList_Append(tops, top);
-                            Py_DECREF(top);
-                            if (rc < 0) {
-                                goto error;
-                            }
-                        }
-                    }
-                }
-            }
-            else {
-                list_set(szs, i, sz);
-                if (i < watch) {
-                    dirty = 1;
-                    if (tops != NULL) {
-                        PyObject *top = pair_str(px, sep, sz);
-                        if (top == NULL) {
-                            goto error;
-                        }
-                        int rc = PyList_SetItem(tops, i, top); /* steals top */
-                        if (rc < 0) {
-                            goto error;
-                        }
-                    }
-                }
-            }
-            continue;
-        }
         double f;
-        if (parse_price(px, &f) < 0) {
+        if (zero < 0 || parse_price(px, &f) < 0) {
             goto handback;
         }
         if (neg) {
             f = -f;
         }
-        Py_ssize_t i = bisect_float(keys, f);
-        if (i < 0) {
-            goto handback;
-        }
-        Py_ssize_t size = PyList_GET_SIZE(keys);
-        if (i < size && (!PyFloat_CheckExact(PyList_GET_ITEM(keys, i)) ||
-                         PyFloat_AS_DOUBLE(PyList_GET_ITEM(keys, i)) == f)) {
-            goto handback; /* same double: another spelling or a float collision */
-        }
-        if (zero) {
-            continue; /* deleting a level that is not there: nothing changes */
-        }
-        if (PyList_GET_SIZE(pxs) != size || PyList_GET_SIZE(szs) != size) {
-            goto handback;
-        }
-        PyObject *k = PyFloat_FromDouble(f);
-        if (k == NULL) {
-            goto error;
-        }
-        PyObject *top = NULL;
-        if (i < watch && tops != NULL) {
-            top = pair_str(px, sep, sz);
-            if (top == NULL) {
-                Py_DECREF(k);
-                goto error;
+        Py_ssize_t i = side_bisect(s, f);
+        Level *b = LV(s);
+        if (i < s->len && b[i].key == f) {
+            if (!same_ascii(b[i].px, px)) {
+                if (!plain_same_number(b[i].px, px)) {
+                    goto handback; /* two prices on one double: exact mode, Python's */
+                }
+                /* the same price spelled differently: the new spelling wins */
+                Py_INCREF(px);
+                Py_SETREF(b[i].px, px);
+            }
+            if (zero) {
+                side_remove(s, i);
+            }
+            else {
+                Py_INCREF(sz);
+                Py_SETREF(b[i].sz, sz);
             }
         }
-        if (PyDict_SetItem(index, px, k) < 0 || list_insert(keys, i, k) < 0) {
-            Py_DECREF(k);
-            Py_XDECREF(top);
-            goto error;
+        else if (zero) {
+            continue; /* deleting a level that is not there: nothing changes */
         }
-        Py_DECREF(k);
-        if (list_insert(pxs, i, px) < 0 || list_insert(szs, i, sz) < 0) {
-            Py_XDECREF(top);
-            goto error;
+        else {
+            if (side_open(s, i) < 0) {
+                goto error;
+            }
+            Level *l = LV(s) + i;
+            l->key = f;
+            Py_INCREF(px);
+            l->px = px;
+            Py_INCREF(sz);
+            l->sz = sz;
         }
         if (i < watch) {
             dirty = 1;
-            if (top != NULL) {
-                int rc = list_insert(tops, i, top);
-                Py_DECREF(top);
-                if (rc < 0) {
-                    goto error;
-                }
-                if (PyList_GET_SIZE(tops) > watch) {
-                    list_del(tops, watch);
-                }
-            }
         }
     }
     *n_out = n;
     *dirty_out = dirty;
     return 0;
-
 handback:
     *n_out = n;
     *dirty_out = dirty;
     return 1;
-
 error:
     *n_out = n;
     *dirty_out = dirty;
     return -1;
 }
 
-static PyObject *
-apply_side(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+/* Copy the levels into a new pure-Python _Side (s->py). 0, or -1 with an exception. */
+static int
+side_to_python(SideObject *s)
 {
-    if (nargs != 9) {
-        PyErr_SetString(PyExc_TypeError, "apply_side() takes 9 arguments");
+    if (py_side_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "marketfeed._cbook.Side: _Side not registered");
+        return -1;
+    }
+    Py_ssize_t n = s->len;
+    PyObject *py = PyObject_CallOneArg(py_side_type, s->neg ? Py_True : Py_False);
+    PyObject *keys = PyList_New(n), *pxs = PyList_New(n), *szs = PyList_New(n);
+    PyObject *index = PyDict_New();
+    if (py == NULL || keys == NULL || pxs == NULL || szs == NULL || index == NULL) {
+        goto error;
+    }
+    Level *b = LV(s);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *k = PyFloat_FromDouble(b[i].key);
+        if (k == NULL) {
+            goto error;
+        }
+        PyList_SET_ITEM(keys, i, k);
+        PyList_SET_ITEM(pxs, i, Py_NewRef(b[i].px));
+        PyList_SET_ITEM(szs, i, Py_NewRef(b[i].sz));
+        if (PyDict_SetItem(index, b[i].px, k) < 0) {
+            goto error;
+        }
+    }
+    if (PyObject_SetAttr(py, S_KEYS_ATTR, keys) < 0 || PyObject_SetAttr(py, S_PXS_ATTR, pxs) < 0 ||
+        PyObject_SetAttr(py, S_SZS_ATTR, szs) < 0 || PyObject_SetAttr(py, S_INDEX_ATTR, index) < 0) {
+        goto error;
+    }
+    Py_DECREF(keys);
+    Py_DECREF(pxs);
+    Py_DECREF(szs);
+    Py_DECREF(index);
+    side_clear_levels(s);
+    s->py = py;
+    return 0;
+error:
+    Py_XDECREF(py);
+    Py_XDECREF(keys);
+    Py_XDECREF(pxs);
+    Py_XDECREF(szs);
+    Py_XDECREF(index);
+    return -1;
+}
+
+/* Take the levels back from s->py into the array unless it is in exact mode (or holds
+ * what the array does not: a key that is not a float, a price that is not compact ASCII).
+ * 0 (taken back or left in Python), -1 with an exception. */
+static int
+side_from_python(SideObject *s)
+{
+    PyObject *py = s->py;
+    PyObject *exact = PyObject_GetAttr(py, S_EXACT_ATTR);
+    if (exact == NULL) {
+        return -1;
+    }
+    int stay = exact != Py_False;
+    Py_DECREF(exact);
+    if (stay) {
+        return 0;
+    }
+    PyObject *keys = PyObject_GetAttr(py, S_KEYS_ATTR);
+    PyObject *pxs = PyObject_GetAttr(py, S_PXS_ATTR);
+    PyObject *szs = PyObject_GetAttr(py, S_SZS_ATTR);
+    int rc = 0;
+    if (keys == NULL || pxs == NULL || szs == NULL) {
+        rc = -1;
+        goto done;
+    }
+    if (!PyList_CheckExact(keys) || !PyList_CheckExact(pxs) || !PyList_CheckExact(szs)) {
+        goto done;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    if (PyList_GET_SIZE(pxs) != n || PyList_GET_SIZE(szs) != n) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *px = PyList_GET_ITEM(pxs, i);
+        if (!PyFloat_CheckExact(PyList_GET_ITEM(keys, i)) || !PyUnicode_CheckExact(px) ||
+            !PyUnicode_IS_COMPACT_ASCII(px) || !PyUnicode_Check(PyList_GET_ITEM(szs, i))) {
+            goto done;
+        }
+    }
+    s->py = NULL; /* the reference is released below */
+    s->len = 0;
+    if (side_room(s, n, n / 2 + 8) < 0) {
+        s->py = py;
+        rc = -1;
+        goto done;
+    }
+    Level *b = LV(s);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        b[i].key = PyFloat_AS_DOUBLE(PyList_GET_ITEM(keys, i));
+        b[i].px = Py_NewRef(PyList_GET_ITEM(pxs, i));
+        b[i].sz = Py_NewRef(PyList_GET_ITEM(szs, i));
+    }
+    s->len = n;
+    Py_DECREF(py);
+done:
+    Py_XDECREF(keys);
+    Py_XDECREF(pxs);
+    Py_XDECREF(szs);
+    return rc;
+}
+
+/* Python's _apply_side_py(s.py, levels[n:], watch) then the levels back into the array:
+ * a new bool, or NULL with the exception Python raised. */
+static PyObject *
+side_apply_python(SideObject *s, PyObject *levels, Py_ssize_t n, Py_ssize_t watch)
+{
+    if (s->py == NULL && side_to_python(s) < 0) {
         return NULL;
     }
-    PyObject *index = args[0], *keys = args[1], *pxs = args[2], *szs = args[3];
-    int neg = PyObject_IsTrue(args[4]);
-    PyObject *tops = args[5], *sep = args[6], *levels = args[7];
-    Py_ssize_t watch = PyNumber_AsSsize_t(args[8], NULL);
-    if (neg < 0 || (watch == -1 && PyErr_Occurred())) {
+    PyObject *rest = n ? PySequence_GetSlice(levels, n, PY_SSIZE_T_MAX) : Py_NewRef(levels);
+    if (rest == NULL) {
         return NULL;
     }
-    if (!PyDict_CheckExact(index) || !PyList_CheckExact(keys) || !PyList_CheckExact(pxs) ||
-        !PyList_CheckExact(szs)) {
-        PyErr_SetString(PyExc_TypeError, "apply_side(): index must be a dict, keys/pxs/szs lists");
+    PyObject *w = PyLong_FromSsize_t(watch);
+    if (w == NULL) {
+        Py_DECREF(rest);
         return NULL;
     }
-    if (tops == Py_None) {
-        tops = NULL;
+    PyObject *args[3] = {s->py, rest, w};
+    PyObject *r = PyObject_Vectorcall(py_apply, args, 3, NULL);
+    Py_DECREF(rest);
+    Py_DECREF(w);
+    if (r == NULL) {
+        return NULL; /* s->py holds what Python applied before it raised */
     }
-    else if (!PyList_CheckExact(tops) || !PyUnicode_Check(sep)) {
-        PyErr_SetString(PyExc_TypeError, "apply_side(): tops must be a list or None, sep a str");
+    if (side_from_python(s) < 0) {
+        Py_DECREF(r);
         return NULL;
+    }
+    return r;
+}
+
+static PyObject *
+Side_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"neg", NULL};
+    int neg;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "p:Side", kwlist, &neg)) {
+        return NULL;
+    }
+    SideObject *s = (SideObject *)type->tp_alloc(type, 0);
+    if (s == NULL) {
+        return NULL;
+    }
+    s->neg = neg;
+    return (PyObject *)s;
+}
+
+static int
+Side_traverse(SideObject *s, visitproc visit, void *arg)
+{
+    Py_VISIT(s->py); /* the level strings hold no references */
+    return 0;
+}
+
+static int
+Side_clear_gc(SideObject *s)
+{
+    Py_CLEAR(s->py);
+    return 0;
+}
+
+static void
+Side_dealloc(SideObject *s)
+{
+    PyObject_GC_UnTrack(s);
+    side_clear_levels(s);
+    PyMem_Free(s->buf);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static Py_ssize_t
+Side_len(SideObject *s)
+{
+    if (s->py != NULL) {
+        PyObject *keys = PyObject_GetAttr(s->py, S_KEYS_ATTR);
+        if (keys == NULL) {
+            return -1;
+        }
+        Py_ssize_t n = PyObject_Length(keys);
+        Py_DECREF(keys);
+        return n;
+    }
+    return s->len;
+}
+
+static PyObject *
+Side_clear(SideObject *s, PyObject *Py_UNUSED(arg))
+{
+    side_clear_levels(s);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(Side_load_doc,
+"load(levels, /) -> None\n\n"
+"Replace the side with snapshot levels, as ``_Side.load`` (any order; a repeated price\n"
+"keeps its last size, zero sizes are skipped). Raises BookIntegrityError (malformed).");
+
+static PyObject *
+Side_load(SideObject *s, PyObject *levels)
+{
+    side_clear_levels(s);
+    if (PyList_CheckExact(levels) || PyTuple_CheckExact(levels)) {
+        /* fast path: plain levels, sizes > 0, strictly sorted best first */
+        Py_ssize_t count = PySequence_Fast_GET_SIZE(levels);
+        PyObject **items = PySequence_Fast_ITEMS(levels);
+        if (side_room(s, count, 16) < 0) {
+            return NULL;
+        }
+        Level *b = LV(s);
+        Py_ssize_t n = 0;
+        for (; n < count; n++) {
+            PyObject *lv = items[n];
+            double f, z;
+            if (!(PyList_CheckExact(lv) || PyTuple_CheckExact(lv)) ||
+                PySequence_Fast_GET_SIZE(lv) < 2 ||
+                parse_price(PySequence_Fast_GET_ITEM(lv, 0), &f) < 0 ||
+                parse_price(PySequence_Fast_GET_ITEM(lv, 1), &z) < 0 || !(z > 0.0)) {
+                break;
+            }
+            f = s->neg ? -f : f;
+            if (n && !(b[n - 1].key < f)) {
+                break;
+            }
+            b[n].key = f;
+            b[n].px = Py_NewRef(PySequence_Fast_GET_ITEM(lv, 0));
+            b[n].sz = Py_NewRef(PySequence_Fast_GET_ITEM(lv, 1));
+            s->len = n + 1;
+        }
+        if (n == count) {
+            Py_RETURN_NONE;
+        }
+        side_clear_levels(s);
+    }
+    /* any other snapshot: Python loads it, then the levels come back */
+    if (py_side_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "marketfeed._cbook.Side: _Side not registered");
+        return NULL;
+    }
+    PyObject *py = PyObject_CallOneArg(py_side_type, s->neg ? Py_True : Py_False);
+    if (py == NULL) {
+        return NULL;
+    }
+    s->py = py;
+    PyObject *r = PyObject_CallMethodOneArg(py, S_LOAD, levels);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    if (side_from_python(s) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(Side_apply_doc,
+"apply(levels, watch, /) -> bool\n\n"
+"Apply delta levels (a zero size deletes): whether an operation landed in the top\n"
+"``watch`` levels. As ``_apply_side_py`` on a ``_Side``, errors included.");
+
+static PyObject *
+Side_apply(SideObject *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "apply() takes 2 arguments");
+        return NULL;
+    }
+    PyObject *levels = args[0];
+    Py_ssize_t watch = PyNumber_AsSsize_t(args[1], NULL);
+    if (watch == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (s->py != NULL || !(PyList_CheckExact(levels) || PyTuple_CheckExact(levels))) {
+        return side_apply_python(s, levels, 0, watch);
     }
     Py_ssize_t n;
     int dirty;
-    int rc = side_apply(index, keys, pxs, szs, neg, tops, sep, levels, watch, &n, &dirty);
+    int rc = side_apply_levels(s, levels, watch, &n, &dirty);
     if (rc < 0) {
         return NULL;
     }
-    if (rc == 0) {
-        return PyBool_FromLong(dirty);
+    if (rc > 0) {
+        PyObject *r = side_apply_python(s, levels, n, watch);
+        if (r == NULL || !dirty) {
+            return r;
+        }
+        Py_DECREF(r);
     }
-    return Py_BuildValue("(nO)", n, dirty ? Py_True : Py_False);
+    return PyBool_FromLong(dirty);
 }
+
+PyDoc_STRVAR(Side_columns_doc,
+"columns(n=None, /) -> tuple[list[str], list[str]]\n\n"
+"``(prices, sizes)`` of the top ``n`` levels (all when ``None``), best first: new lists.");
+
+static PyObject *
+Side_columns(SideObject *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (s->py != NULL) {
+        return PyObject_VectorcallMethod(S_COLUMNS, (PyObject *[]){s->py, nargs ? args[0] : Py_None}, 2, NULL);
+    }
+    Py_ssize_t n = s->len;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "columns() takes at most 1 argument");
+        return NULL;
+    }
+    if (nargs == 1 && args[0] != Py_None) {
+        Py_ssize_t k = PyNumber_AsSsize_t(args[0], NULL);
+        if (k == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (k < 0) { /* as list[:k] */
+            k += n;
+            if (k < 0) {
+                k = 0;
+            }
+        }
+        if (k < n) {
+            n = k;
+        }
+    }
+    PyObject *pxs = PyList_New(n), *szs = PyList_New(n);
+    if (pxs == NULL || szs == NULL) {
+        Py_XDECREF(pxs);
+        Py_XDECREF(szs);
+        return NULL;
+    }
+    Level *b = LV(s);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyList_SET_ITEM(pxs, i, Py_NewRef(b[i].px));
+        PyList_SET_ITEM(szs, i, Py_NewRef(b[i].sz));
+    }
+    return Py_BuildValue("(NN)", pxs, szs);
+}
+
+PyDoc_STRVAR(Side_head_doc,
+"head() -> tuple[float | Decimal, str, str] | None\n\n"
+"``(key, price, size)`` of the best level, or None when the side is empty.");
+
+static PyObject *
+Side_head(SideObject *s, PyObject *Py_UNUSED(arg))
+{
+    if (s->py != NULL) {
+        return PyObject_CallMethodNoArgs(s->py, S_HEAD);
+    }
+    if (s->len == 0) {
+        Py_RETURN_NONE;
+    }
+    Level *b = LV(s);
+    return Py_BuildValue("(dOO)", b->key, b->px, b->sz);
+}
+
+PyDoc_STRVAR(Side_pairs_doc,
+"pairs(n, sep, /) -> list[str]\n\n"
+"``price + sep + size`` of the top ``n`` levels, best first (a new list).");
+
+static PyObject *
+Side_pairs(SideObject *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "pairs() takes 2 arguments");
+        return NULL;
+    }
+    if (s->py != NULL) {
+        return PyObject_VectorcallMethod(S_PAIRS, (PyObject *[]){s->py, args[0], args[1]}, 3, NULL);
+    }
+    Py_ssize_t n = PyNumber_AsSsize_t(args[0], NULL);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "pairs(): sep must be a str");
+        return NULL;
+    }
+    if (n > s->len) {
+        n = s->len;
+    }
+    if (n < 0) {
+        n = 0;
+    }
+    PyObject *out = PyList_New(n);
+    if (out == NULL) {
+        return NULL;
+    }
+    Level *b = LV(s);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *a = PyUnicode_Concat(b[i].px, args[1]);
+        PyObject *p = a == NULL ? NULL : PyUnicode_Concat(a, b[i].sz);
+        Py_XDECREF(a);
+        if (p == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, p);
+    }
+    return out;
+}
+
+static PyObject *
+Side_forget_pairs(SideObject *s, PyObject *Py_UNUSED(arg))
+{
+    if (s->py != NULL) {
+        return PyObject_CallMethodNoArgs(s->py, S_FORGET);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Side_get_exact(SideObject *s, void *Py_UNUSED(closure))
+{
+    if (s->py != NULL) {
+        return PyObject_GetAttr(s->py, S_EXACT_ATTR);
+    }
+    Py_RETURN_FALSE;
+}
+
+static PyObject *
+Side_get_neg(SideObject *s, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(s->neg);
+}
+
+static PyObject *
+Side_get_keys(SideObject *s, void *Py_UNUSED(closure))
+{
+    if (s->py != NULL) {
+        PyObject *keys = PyObject_GetAttr(s->py, S_KEYS_ATTR);
+        if (keys == NULL) {
+            return NULL;
+        }
+        PyObject *copy = PySequence_List(keys);
+        Py_DECREF(keys);
+        return copy;
+    }
+    PyObject *out = PyList_New(s->len);
+    if (out == NULL) {
+        return NULL;
+    }
+    Level *b = LV(s);
+    for (Py_ssize_t i = 0; i < s->len; i++) {
+        PyObject *k = PyFloat_FromDouble(b[i].key);
+        if (k == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, k);
+    }
+    return out;
+}
+
+static PyObject *
+Side_get_python(SideObject *s, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(s->py != NULL ? s->py : Py_None);
+}
+
+static PyMethodDef Side_methods[] = {
+    {"clear", (PyCFunction)Side_clear, METH_NOARGS, "clear() -> None\n\nDrop every level."},
+    {"load", (PyCFunction)Side_load, METH_O, Side_load_doc},
+    {"apply", (PyCFunction)(void (*)(void))Side_apply, METH_FASTCALL, Side_apply_doc},
+    {"columns", (PyCFunction)(void (*)(void))Side_columns, METH_FASTCALL, Side_columns_doc},
+    {"head", (PyCFunction)Side_head, METH_NOARGS, Side_head_doc},
+    {"pairs", (PyCFunction)(void (*)(void))Side_pairs, METH_FASTCALL, Side_pairs_doc},
+    {"forget_pairs", (PyCFunction)Side_forget_pairs, METH_NOARGS,
+     "forget_pairs() -> None\n\nDrop cached pair strings (none are kept here)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Side_getset[] = {
+    {"exact", (getter)Side_get_exact, NULL, "Whether the side runs with Decimal keys (in Python).", NULL},
+    {"neg", (getter)Side_get_neg, NULL, "Whether keys are negated prices (the bid side).", NULL},
+    {"keys", (getter)Side_get_keys, NULL, "The sort keys, best first (a new list).", NULL},
+    {"python", (getter)Side_get_python, NULL,
+     "The pure-Python _Side holding the levels instead (exact mode), or None.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PySequenceMethods Side_as_sequence = {
+    .sq_length = (lenfunc)Side_len,
+};
+
+PyDoc_STRVAR(Side_doc,
+"Side(neg)\n\n"
+"One side of an L2 book in a C array, best first (bids: ``neg=True``). Same methods and\n"
+"results as ``marketfeed._book._Side``; rare cases run in that pure-Python class.");
+
+static PyTypeObject SideType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "marketfeed._cbook.Side",
+    .tp_basicsize = sizeof(SideObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = Side_doc,
+    .tp_new = Side_new,
+    .tp_dealloc = (destructor)Side_dealloc,
+    .tp_traverse = (traverseproc)Side_traverse,
+    .tp_clear = (inquiry)Side_clear_gc,
+    .tp_methods = Side_methods,
+    .tp_getset = Side_getset,
+    .tp_as_sequence = &Side_as_sequence,
+};
 
 /* ------------------------------------------------------------------ apply_delta */
 
@@ -419,12 +921,8 @@ static const char *const BOOK_SLOTS[B_COUNT] = {
     "_seq_rule", "_updates", "_valid", "_version", "_watch", "check_crossed", "last_checksum",
     "last_event_time", "sequence", "symbol", "verified",
 };
-enum { S_EXACT, S_INDEX, S_KEYS, S_NEG, S_PXS, S_SEP, S_SZS, S_TOPS, S_COUNT };
-static const char *const SIDE_SLOTS[S_COUNT] = {
-    "exact", "index", "keys", "neg", "pxs", "sep", "szs", "tops",
-};
-static PyTypeObject *book_type, *side_type;
-static Py_ssize_t book_off[B_COUNT], side_off[S_COUNT];
+static PyTypeObject *book_type;
+static Py_ssize_t book_off[B_COUNT];
 
 #define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 
@@ -460,27 +958,27 @@ slot_offsets(PyTypeObject *type, const char *const *names, int count, Py_ssize_t
 }
 
 PyDoc_STRVAR(register_doc,
-"register(book_type, side_type, /) -> bool\n\n"
-"Enable apply_delta for exactly these types (L2Book, _Side): whether their slots were found.");
+"register(book_type, side_type, apply_side, /) -> bool\n\n"
+"Enable apply_delta for exactly L2Book (whether its slots were found) and give ``Side`` the\n"
+"pure-Python ``_Side`` class and ``_apply_side_py``, which run its rare cases.");
 
 static PyObject *
 register_types(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyType_Check(args[0]) || !PyType_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "register() takes two types");
+    if (nargs != 3 || !PyType_Check(args[0]) || !PyType_Check(args[1]) ||
+        !PyCallable_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "register() takes two types and a function");
         return NULL;
     }
     Py_CLEAR(book_type);
-    Py_CLEAR(side_type);
-    PyTypeObject *bt = (PyTypeObject *)args[0], *st = (PyTypeObject *)args[1];
-    if (slot_offsets(bt, BOOK_SLOTS, B_COUNT, book_off) < 0 ||
-        slot_offsets(st, SIDE_SLOTS, S_COUNT, side_off) < 0) {
+    Py_XSETREF(py_side_type, Py_NewRef(args[1]));
+    Py_XSETREF(py_apply, Py_NewRef(args[2]));
+    PyTypeObject *bt = (PyTypeObject *)args[0];
+    if (slot_offsets(bt, BOOK_SLOTS, B_COUNT, book_off) < 0) {
         Py_RETURN_FALSE; /* apply_delta then always hands back */
     }
     Py_INCREF(bt);
-    Py_INCREF(st);
     book_type = bt;
-    side_type = st;
     Py_RETURN_TRUE;
 }
 
@@ -504,37 +1002,11 @@ slot_incr(PyObject *obj, Py_ssize_t off)
     return 0;
 }
 
-/* Whether a side can be handed to side_apply as it is (all slots set, float keys). */
-static int
+/* Whether apply_delta can work on a side itself: a Side with its levels in the array. */
+static inline int
 side_ok(PyObject *side)
 {
-    if (!Py_IS_TYPE(side, side_type)) {
-        return 0;
-    }
-    for (int i = 0; i < S_COUNT; i++) {
-        if (SLOT(side, side_off[i]) == NULL) {
-            return 0;
-        }
-    }
-    PyObject *tops = SLOT(side, side_off[S_TOPS]);
-    return SLOT(side, side_off[S_EXACT]) == Py_False &&
-           PyDict_CheckExact(SLOT(side, side_off[S_INDEX])) &&
-           PyList_CheckExact(SLOT(side, side_off[S_KEYS])) &&
-           PyList_CheckExact(SLOT(side, side_off[S_PXS])) &&
-           PyList_CheckExact(SLOT(side, side_off[S_SZS])) &&
-           PyBool_Check(SLOT(side, side_off[S_NEG])) &&
-           (tops == Py_None || (PyList_CheckExact(tops) &&
-                                PyUnicode_Check(SLOT(side, side_off[S_SEP]))));
-}
-
-static int
-side_run(PyObject *side, PyObject *levels, Py_ssize_t watch, Py_ssize_t *n, int *dirty)
-{
-    PyObject *tops = SLOT(side, side_off[S_TOPS]);
-    return side_apply(SLOT(side, side_off[S_INDEX]), SLOT(side, side_off[S_KEYS]),
-                      SLOT(side, side_off[S_PXS]), SLOT(side, side_off[S_SZS]),
-                      SLOT(side, side_off[S_NEG]) == Py_True, tops == Py_None ? NULL : tops,
-                      SLOT(side, side_off[S_SEP]), levels, watch, n, dirty);
+    return Py_IS_TYPE(side, &SideType) && ((SideObject *)side)->py == NULL;
 }
 
 static PyObject *S_NONE, *S_LINKED, *S_CONTIGUOUS;
@@ -547,8 +1019,20 @@ static PyTypeObject *crc_type;
 static Py_ssize_t crc_off[K_COUNT];
 
 static const char *utf8_of(PyObject *s, Py_ssize_t *len);
-static int crc_pairs_compute(PyObject *bp, PyObject *bs, PyObject *ap, PyObject *as,
-                             Py_ssize_t n, const char *sep, Py_ssize_t seplen, uint32_t *out);
+static int crc_core(PyObject *const *bp, PyObject *const *bs, Py_ssize_t nb,
+                    PyObject *const *ap, PyObject *const *as, Py_ssize_t na, Py_ssize_t stride,
+                    Py_ssize_t n, const char *sep, Py_ssize_t seplen, uint32_t *out);
+#define LEVEL_STRIDE ((Py_ssize_t)(sizeof(Level) / sizeof(PyObject *)))
+_Static_assert(sizeof(Level) % sizeof(PyObject *) == 0, "Level is a whole number of pointers");
+
+/* crc_core over two Sides in array mode (CRC32 of the top n levels, interleaved, joined). */
+static int
+crc_sides(SideObject *b, SideObject *a, Py_ssize_t n, const char *sep, Py_ssize_t seplen,
+          uint32_t *out)
+{
+    return crc_core(&LV(b)->px, &LV(b)->sz, b->len, &LV(a)->px, &LV(a)->sz, a->len,
+                    LEVEL_STRIDE, n, sep, seplen, out);
+}
 
 /* fn(book) for a Crc32Checksum fn over sides that passed side_ok: a new int, or NULL
  * (an error set or not) when Python must call fn itself (depth beyond the watched top, so
@@ -570,9 +1054,7 @@ crc_direct(PyObject *fn, PyObject *b, PyObject *a, Py_ssize_t watch)
     const char *s = utf8_of(sep, &seplen);
     uint32_t crc;
     if (s == NULL ||
-        crc_pairs_compute(SLOT(b, side_off[S_PXS]), SLOT(b, side_off[S_SZS]),
-                          SLOT(a, side_off[S_PXS]), SLOT(a, side_off[S_SZS]), n, s, seplen,
-                          &crc) < 0) {
+        crc_sides((SideObject *)b, (SideObject *)a, n, s, seplen, &crc) < 0) {
         return NULL;
     }
     if (sgn == Py_True && (crc & 0x80000000u)) {
@@ -660,7 +1142,7 @@ apply_delta(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     int dirty = 0, d = 0;
     Py_ssize_t n = 0;
     if (PySequence_Fast_GET_SIZE(bids)) {
-        int rc = side_run(b, bids, watch, &n, &d);
+        int rc = side_apply_levels((SideObject *)b, bids, watch, &n, &d);
         if (rc < 0) {
             return NULL;
         }
@@ -671,7 +1153,7 @@ apply_delta(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
         dirty = d;
     }
     if (PySequence_Fast_GET_SIZE(asks)) {
-        int rc = side_run(a, asks, watch, &n, &d);
+        int rc = side_apply_levels((SideObject *)a, asks, watch, &n, &d);
         if (rc < 0) {
             return NULL;
         }
@@ -690,13 +1172,9 @@ apply_delta(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
             HANDBACK_CHECKS(); /* its truth could run Python code: Python asks it */
         }
         if (crossed == Py_True) {
-            PyObject *bk = SLOT(b, side_off[S_KEYS]), *ak = SLOT(a, side_off[S_KEYS]);
-            if (PyList_GET_SIZE(bk) && PyList_GET_SIZE(ak)) {
-                PyObject *b0 = PyList_GET_ITEM(bk, 0), *a0 = PyList_GET_ITEM(ak, 0);
-                if (!PyFloat_CheckExact(b0) || !PyFloat_CheckExact(a0) ||
-                    -PyFloat_AS_DOUBLE(b0) >= PyFloat_AS_DOUBLE(a0)) {
-                    HANDBACK_CHECKS(); /* maybe crossed: Python compares the decimals */
-                }
+            SideObject *bs = (SideObject *)b, *as = (SideObject *)a;
+            if (bs->len && as->len && -LV(bs)->key >= LV(as)->key) {
+                HANDBACK_CHECKS(); /* maybe crossed: Python compares the decimals */
             }
         }
         if (slot_incr(book, book_off[B_VERSION]) < 0) {
@@ -760,88 +1238,6 @@ apply_delta(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     slot_set(book, book_off[B_VERIFIED], v);
     Py_INCREF(v);
     return v;
-}
-
-/* ------------------------------------------------------------------ load_side */
-
-PyDoc_STRVAR(load_side_doc,
-"load_side(levels, neg, /) -> tuple[list[float], list[str], list[str], dict[str, float]] | None\n\n"
-"The fast path of ``_Side.load`` in C: ``(keys, pxs, szs, index)`` when every level is a\n"
-"list/tuple of two plain decimal strings (digits and one optional '.'), every size is > 0\n"
-"and the prices are strictly sorted best first; ``None`` otherwise (Python loads it).");
-
-static PyObject *
-load_side(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "load_side() takes 2 arguments");
-        return NULL;
-    }
-    PyObject *levels = args[0];
-    int neg = PyObject_IsTrue(args[1]);
-    if (neg < 0) {
-        return NULL;
-    }
-    if (!PyList_CheckExact(levels) && !PyTuple_CheckExact(levels)) {
-        Py_RETURN_NONE;
-    }
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(levels);
-    /* first pass: validate and parse, nothing allocated but the key array */
-    double *keyv = PyMem_Malloc((size_t)(count ? count : 1) * sizeof(double));
-    if (keyv == NULL) {
-        return PyErr_NoMemory();
-    }
-    for (Py_ssize_t n = 0; n < count; n++) {
-        PyObject *lv = PySequence_Fast_GET_ITEM(levels, n);
-        double f, z;
-        if (!(PyList_CheckExact(lv) || PyTuple_CheckExact(lv)) || PySequence_Fast_GET_SIZE(lv) < 2 ||
-            parse_price(PySequence_Fast_GET_ITEM(lv, 0), &f) < 0 ||
-            parse_price(PySequence_Fast_GET_ITEM(lv, 1), &z) < 0 || !(z > 0.0)) {
-            PyMem_Free(keyv);
-            Py_RETURN_NONE;
-        }
-        keyv[n] = neg ? -f : f;
-        if (n && !(keyv[n - 1] < keyv[n])) {
-            PyMem_Free(keyv);
-            Py_RETURN_NONE;
-        }
-    }
-    PyObject *keys = PyList_New(count), *pxs = PyList_New(count), *szs = PyList_New(count);
-#if PY_VERSION_HEX < 0x030D0000
-    PyObject *index = _PyDict_NewPresized(count); /* no resizes while filling */
-#else
-    PyObject *index = PyDict_New();
-#endif
-    if (keys == NULL || pxs == NULL || szs == NULL || index == NULL) {
-        goto error;
-    }
-    for (Py_ssize_t n = 0; n < count; n++) {
-        PyObject *lv = PySequence_Fast_GET_ITEM(levels, n);
-        PyObject *px = PySequence_Fast_GET_ITEM(lv, 0);
-        PyObject *sz = PySequence_Fast_GET_ITEM(lv, 1);
-        PyObject *k = PyFloat_FromDouble(keyv[n]);
-        if (k == NULL) {
-            goto error;
-        }
-        PyList_SET_ITEM(keys, n, k); /* steals k */
-        Py_INCREF(px);
-        PyList_SET_ITEM(pxs, n, px);
-        Py_INCREF(sz);
-        PyList_SET_ITEM(szs, n, sz);
-        if (PyDict_SetItem(index, px, k) < 0) {
-            goto error;
-        }
-    }
-    PyMem_Free(keyv);
-    return Py_BuildValue("(NNNN)", keys, pxs, szs, index);
-
-error:
-    PyMem_Free(keyv);
-    Py_XDECREF(keys);
-    Py_XDECREF(pxs);
-    Py_XDECREF(szs);
-    Py_XDECREF(index);
-    return NULL;
 }
 
 /* ------------------------------------------------------------------ CRC32 */
@@ -983,19 +1379,35 @@ PyDoc_STRVAR(crc32_pairs_doc,
 "the top ``n`` levels of each side interleaved bid/ask, every string joined with ``sep``;\n"
 "where one side is shorter the other continues alone. No Python string is built.");
 
-/* CRC32 (unsigned, zlib's) of the top n levels of the four columns (lists of str),
- * interleaved bid/ask and joined with sep; 0 with *out set, -1 with an exception. */
-static int
-crc_pairs_compute(PyObject *bp, PyObject *bs, PyObject *ap, PyObject *as, Py_ssize_t n,
-                  const char *sep, Py_ssize_t seplen, uint32_t *out)
+/* Copy len (<= 16) bytes reading and writing only [0, len): two fixed-size, possibly
+ * overlapping copies (cheaper than a call to memcpy or a byte loop for prices and sizes). */
+static inline void
+copy_short(unsigned char *dst, const char *src, Py_ssize_t len)
 {
-    Py_ssize_t nb = PyList_GET_SIZE(bp), na = PyList_GET_SIZE(ap);
-    if (PyList_GET_SIZE(bs) < nb) {
-        nb = PyList_GET_SIZE(bs);
+    if (len >= 8) {
+        memcpy(dst, src, 8);
+        memcpy(dst + len - 8, src + len - 8, 8);
     }
-    if (PyList_GET_SIZE(as) < na) {
-        na = PyList_GET_SIZE(as);
+    else if (len >= 4) {
+        memcpy(dst, src, 4);
+        memcpy(dst + len - 4, src + len - 4, 4);
     }
+    else {
+        for (Py_ssize_t i = 0; i < len; i++) {
+            dst[i] = (unsigned char)src[i];
+        }
+    }
+}
+
+/* CRC32 (unsigned, zlib's) of the top n levels of two sides given as columns of str:
+ * prices bp[i * stride], sizes bs[i * stride] (i < nb) and likewise for the asks (lists:
+ * stride 1; Side arrays: LEVEL_STRIDE), interleaved bid/ask and joined with sep. 0 with
+ * *out set, -1 with an exception. */
+static int
+crc_core(PyObject *const *bp, PyObject *const *bs, Py_ssize_t nb, PyObject *const *ap,
+         PyObject *const *as, Py_ssize_t na, Py_ssize_t stride, Py_ssize_t n, const char *sep,
+         Py_ssize_t seplen, uint32_t *out)
+{
     if (n < 0) {
         n = 0;
     }
@@ -1017,8 +1429,26 @@ crc_pairs_compute(PyObject *bp, PyObject *bs, PyObject *ap, PyObject *as, Py_ssi
             if (i >= (side ? na : nb)) {
                 continue;
             }
-            PyObject *px = PyList_GET_ITEM(side ? ap : bp, i);
-            PyObject *sz = PyList_GET_ITEM(side ? as : bs, i);
+            PyObject *px = (side ? ap : bp)[i * stride];
+            PyObject *sz = (side ? as : bs)[i * stride];
+            if (seplen == 1 && PyUnicode_Check(px) && PyUnicode_Check(sz) &&
+                PyUnicode_IS_COMPACT_ASCII(px) && PyUnicode_IS_COMPACT_ASCII(sz)) {
+                /* the common case: ASCII texts of up to 16 bytes and a 1-byte separator */
+                Py_ssize_t pn = PyUnicode_GET_LENGTH(px), zn = PyUnicode_GET_LENGTH(sz);
+                if (pn <= 16 && zn <= 16 && b.len + 34 <= b.cap) {
+                    unsigned char *d = b.data + b.len;
+                    if (!first) {
+                        *d++ = (unsigned char)sep[0];
+                    }
+                    copy_short(d, (const char *)PyUnicode_DATA(px), pn);
+                    d += pn;
+                    *d++ = (unsigned char)sep[0];
+                    copy_short(d, (const char *)PyUnicode_DATA(sz), zn);
+                    b.len = d + zn - b.data;
+                    first = 0;
+                    continue;
+                }
+            }
             if ((!first && buf_add(&b, sep, seplen) < 0) || buf_str(&b, px) < 0 ||
                 buf_add(&b, sep, seplen) < 0 || buf_str(&b, sz) < 0) {
                 if (b.data != b.local) {
@@ -1035,6 +1465,54 @@ crc_pairs_compute(PyObject *bp, PyObject *bs, PyObject *ap, PyObject *as, Py_ssi
     }
     *out = crc ^ 0xFFFFFFFFu;
     return 0;
+}
+
+/* crc_core over four lists of str. */
+static int
+crc_pairs_compute(PyObject *bp, PyObject *bs, PyObject *ap, PyObject *as, Py_ssize_t n,
+                  const char *sep, Py_ssize_t seplen, uint32_t *out)
+{
+    Py_ssize_t nb = PyList_GET_SIZE(bp), na = PyList_GET_SIZE(ap);
+    if (PyList_GET_SIZE(bs) < nb) {
+        nb = PyList_GET_SIZE(bs);
+    }
+    if (PyList_GET_SIZE(as) < na) {
+        na = PyList_GET_SIZE(as);
+    }
+    return crc_core(((PyListObject *)bp)->ob_item, ((PyListObject *)bs)->ob_item, nb,
+                    ((PyListObject *)ap)->ob_item, ((PyListObject *)as)->ob_item, na, 1, n,
+                    sep, seplen, out);
+}
+
+PyDoc_STRVAR(crc32_sides_doc,
+"crc32_sides(bids, asks, n, sep, /) -> int | None\n\n"
+"``crc32_pairs`` over two ``Side`` objects with their levels in the C array; ``None`` for\n"
+"any other sides (the caller then reads their columns).");
+
+static PyObject *
+crc32_sides(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "crc32_sides() takes 4 arguments");
+        return NULL;
+    }
+    if (!side_ok(args[0]) || !side_ok(args[1])) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t n = PyNumber_AsSsize_t(args[2], NULL);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t seplen;
+    const char *sep = utf8_of(args[3], &seplen);
+    if (sep == NULL) {
+        return NULL;
+    }
+    uint32_t crc;
+    if (crc_sides((SideObject *)args[0], (SideObject *)args[1], n, sep, seplen, &crc) < 0) {
+        return NULL;
+    }
+    return PyLong_FromUnsignedLong((unsigned long)crc);
 }
 
 static PyObject *
@@ -1790,12 +2268,11 @@ engine_delta(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 /* ------------------------------------------------------------------ module */
 
 static PyMethodDef methods[] = {
-    {"apply_side", (PyCFunction)(void (*)(void))apply_side, METH_FASTCALL, apply_side_doc},
-    {"load_side", (PyCFunction)(void (*)(void))load_side, METH_FASTCALL, load_side_doc},
     {"apply_delta", (PyCFunction)(void (*)(void))apply_delta, METH_FASTCALL, apply_delta_doc},
     {"register", (PyCFunction)(void (*)(void))register_types, METH_FASTCALL, register_doc},
     {"crc32_pairs", (PyCFunction)(void (*)(void))crc32_pairs, METH_FASTCALL, crc32_pairs_doc},
     {"crc32", (PyCFunction)crc32_bytes, METH_O, crc32_doc},
+    {"crc32_sides", (PyCFunction)(void (*)(void))crc32_sides, METH_FASTCALL, crc32_sides_doc},
     {"decimal_levels", (PyCFunction)(void (*)(void))decimal_levels, METH_FASTCALL,
      decimal_levels_doc},
     {"decimal_columns", (PyCFunction)(void (*)(void))decimal_columns, METH_FASTCALL,
@@ -1832,13 +2309,35 @@ PyInit__cbook(void)
         S_NONE = PyUnicode_InternFromString("none");
         S_LINKED = PyUnicode_InternFromString("linked");
         S_CONTIGUOUS = PyUnicode_InternFromString("contiguous");
+        S_EXACT_ATTR = PyUnicode_InternFromString("exact");
+        S_KEYS_ATTR = PyUnicode_InternFromString("keys");
+        S_PXS_ATTR = PyUnicode_InternFromString("pxs");
+        S_SZS_ATTR = PyUnicode_InternFromString("szs");
+        S_INDEX_ATTR = PyUnicode_InternFromString("index");
+        S_LOAD = PyUnicode_InternFromString("load");
+        S_COLUMNS = PyUnicode_InternFromString("columns");
+        S_HEAD = PyUnicode_InternFromString("head");
+        S_PAIRS = PyUnicode_InternFromString("pairs");
+        S_FORGET = PyUnicode_InternFromString("forget_pairs");
+        if (S_EXACT_ATTR == NULL || S_KEYS_ATTR == NULL || S_PXS_ATTR == NULL ||
+            S_SZS_ATTR == NULL || S_INDEX_ATTR == NULL || S_LOAD == NULL || S_COLUMNS == NULL ||
+            S_HEAD == NULL || S_PAIRS == NULL || S_FORGET == NULL) {
+            return NULL;
+        }
         if (ZERO == NULL || ONE == NULL || S_NONE == NULL || S_LINKED == NULL ||
             S_CONTIGUOUS == NULL) {
             return NULL;
         }
     }
+    if (PyType_Ready(&SideType) < 0) {
+        return NULL;
+    }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(m, "Side", (PyObject *)&SideType) < 0) {
+        Py_DECREF(m);
         return NULL;
     }
     c_api.version = 2;

@@ -7,24 +7,40 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-def apply_side(
-    index: dict[str, float],
-    keys: list[float],
-    pxs: list[str],
-    szs: list[str],
-    neg: bool,
-    tops: list[str] | None,
-    sep: str,
-    levels: Sequence[Sequence[str]],
-    watch: int,
-    /,
-) -> bool | tuple[int, bool]:
-    """``_apply_side`` of a float-keyed side: whether the top ``watch`` levels changed, or
-    ``(n, dirty)`` when only ``levels[:n]`` were applied and Python continues at ``n``."""
+class Side:
+    """One side of an L2 book in a C array, best first (bids: ``neg=True``): the same
+    methods and results as ``marketfeed._book._Side``; rare cases (exact mode, unusual
+    spellings, malformed levels) run in that pure-Python class."""
 
-def register(book_type: type[Any], side_type: type[Any], /) -> bool:
-    """Enable :func:`apply_delta` for exactly these classes (``L2Book``, ``_Side``); whether
-    their slots were found."""
+    def __init__(self, neg: bool) -> None: ...
+    def __len__(self) -> int: ...
+    @property
+    def neg(self) -> bool: ...
+    @property
+    def exact(self) -> bool:
+        """Whether the side runs with Decimal keys (then its levels live in Python)."""
+    @property
+    def keys(self) -> list[float | Decimal]:
+        """The sort keys, best first (a new list)."""
+    @property
+    def python(self) -> Any:
+        """The ``_Side`` holding the levels instead of the array (exact mode), or None."""
+    def clear(self) -> None: ...
+    def load(self, levels: Sequence[Sequence[str]], /) -> None:
+        """Replace the side with snapshot levels (``_Side.load``)."""
+    def apply(self, levels: Sequence[Sequence[str]], watch: int, /) -> bool:
+        """Apply delta levels; whether the top ``watch`` levels changed (``_apply_side_py``)."""
+    def columns(self, n: int | None = None, /) -> tuple[list[str], list[str]]:
+        """``(prices, sizes)`` of the top ``n`` levels (all when ``None``): new lists."""
+    def head(self) -> tuple[float | Decimal, str, str] | None:
+        """``(key, price, size)`` of the best level, or None."""
+    def pairs(self, n: int, sep: str, /) -> list[str]:
+        """``price + sep + size`` of the top ``n`` levels."""
+    def forget_pairs(self) -> None: ...
+
+def register(book_type: type[Any], side_type: type[Any], apply_side: Any, /) -> bool:
+    """Enable :func:`apply_delta` for exactly ``L2Book`` (whether its slots were found) and
+    give :class:`Side` the ``_Side`` class and ``_apply_side_py`` for its rare cases."""
 
 def apply_delta(
     book: Any,
@@ -73,6 +89,10 @@ def engine_delta(
     due: the same events (or resync pair); ``None`` when nothing was changed and Python does it
     all (also while ``marketfeed._book._c`` is ``None``)."""
 
+def crc32_sides(bids: Any, asks: Any, n: int, sep: str, /) -> int | None:
+    """:func:`crc32_pairs` over two :class:`Side` objects with their levels in the C
+    array; ``None`` for any other sides."""
+
 def crc32_pairs(
     bid_pxs: list[str],
     bid_szs: list[str],
@@ -115,9 +135,3 @@ def decimal_columns(
     """``(cache[px], cache[sz])`` for the first ``n`` (``None``: all) levels; with ``decimal``
     a plain text's miss is done in C as ``_DecimalCache.__missing__`` does it (cleared at
     ``capacity``, then stored)."""
-
-def load_side(
-    levels: Sequence[Sequence[str]], neg: bool, /
-) -> tuple[list[float], list[str], list[str], dict[str, float]] | None:
-    """``(keys, pxs, szs, index)`` of plain, sorted, positive snapshot levels, or ``None``
-    when Python must load them."""
