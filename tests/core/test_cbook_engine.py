@@ -189,3 +189,92 @@ def test_crc32_checksum_deeper_than_the_watched_top_goes_through_python() -> Non
         value = probe.crc32_pairs(3, ":")
         signed = value - 2**32 if value >= 2**31 else value
         assert book.apply_delta(bids, [], checksum=signed) is True
+
+
+def feed_raw(engine: BookEngine, msgs: Any) -> list[Any]:
+    """As ``feed``, with every update through ``engine_delta_bytes`` (the capsule's
+    ``engine_delta_raw``: levels as raw text) and, where it hands back (``None``), through
+    ``engine.delta`` as a plugin's C path does."""
+    out: list[Any] = []
+    for m in msgs:
+        if m.action == "snapshot":
+            common = {"event_time": m.ts, "receive_time": m.t, "sequence": m.seq}
+            out.append(
+                engine.snapshot(m.inst, m.inst, m.bids, m.asks, checksum=m.checksum, **common)
+            )
+            continue
+        bids = [(lv[0].encode(), lv[1].encode()) for lv in m.bids]
+        asks = [(lv[0].encode(), lv[1].encode()) for lv in m.asks]
+        args = (m.ts, m.t, m.seq, m.prev, m.checksum)
+        events = cbook.engine_delta_bytes(engine, m.inst, m.inst, bids, asks, *args)
+        if events is None:
+            common = {"event_time": m.ts, "receive_time": m.t, "sequence": m.seq}
+            events = engine.delta(
+                m.inst, m.inst, m.bids, m.asks, prev_sequence=m.prev, checksum=m.checksum, **common
+            )
+        out.append(events)
+    return out
+
+
+RAW_ODDITIES = [
+    ["1e-8", "1"],  # an exponent: not plain, handed back before anything changes
+    ["0.0000001", "+1"],  # a signed size
+]
+
+
+@pytest.mark.parametrize("emit", ["delta", "top"])
+@pytest.mark.parametrize("name", CAPTURES)
+def test_raw_levels_give_the_same_events(name: str, emit: str) -> None:
+    """Levels as raw text (what marketfeed-okx's C parser hands the core, no str per
+    level) give exactly the events and stats of levels as str, on a real capture with
+    faults injected (a changed size, a resubscribe snapshot, a dropped update) and with
+    texts the raw path does not take (an exponent, a signed size, a price spelled
+    differently from the stored one)."""
+    clean = load(name)
+    inst = Counter(m.inst for m in clean if m.action == "update").most_common(1)[0][0]
+    ups = [p for p, m in enumerate(clean) if m.inst == inst and m.action == "update"]
+    snap = next(m for m in clean if m.inst == inst and m.action == "snapshot")
+    msgs = list(clean)
+    bad = msgs[ups[10]]
+    levels = bad.bids or bad.asks
+    bumped = [[levels[0][0], str(Decimal(levels[0][1]) + 1), *levels[0][2:]], *levels[1:]]
+    msgs[ups[10]] = replace(bad, bids=bumped) if bad.bids else replace(bad, asks=bumped)
+    msgs.insert(ups[15], replace(snap, t=clean[ups[15]].t, ts=clean[ups[15]].ts))
+    del msgs[ups[30] + 1]
+    odd = msgs[ups[40]]
+    msgs.insert(ups[40], replace(odd, bids=[*RAW_ODDITIES, *odd.bids], checksum=None))
+    spelled = msgs[ups[50]]
+    if spelled.asks:  # the same price with a trailing zero: the new spelling is kept
+        px = spelled.asks[0][0]
+        respelled = [[px + "0" if "." in px else px + ".0", *spelled.asks[0][1:]]]
+        msgs.insert(ups[50], replace(spelled, bids=[], asks=respelled, checksum=None))
+
+    def run(raw: bool) -> str:
+        engine = BookEngine("okx", "books", checksum=Crc32Checksum(25), emit=emit)
+        events = feed_raw(engine, msgs) if raw else feed(engine, msgs)
+        return repr((events, engine.stats()))
+
+    got = run(True)
+    want = run(False)
+    assert got == want
+    assert "ResyncRequest" in want  # the faults were seen
+
+
+def test_raw_levels_hand_back_before_changing_anything() -> None:
+    """``None`` for a text that is not plain, with the book untouched; a level the raw path
+    leaves to Python midway (two prices on one double) is finished by Python."""
+    engine = engine_with_book()
+    before = repr((engine.stats(), engine.book("BTC-USDT").raw_top(5)))  # type: ignore[union-attr]
+    args = (T0, T0, None, None, None)
+    for bids in ([(b"1e2", b"1")], [(b"100.1", b"1"), (b"100.2", b"abc")], [(b"\xc3\xa9", b"1")]):
+        assert cbook.engine_delta_bytes(engine, "BTC-USDT", "BTC-USDT", bids, [], *args) is None
+        assert repr((engine.stats(), engine.book("BTC-USDT").raw_top(5))) == before  # type: ignore[union-attr]
+    engine = engine_with_book(emit="top")  # no Decimals built first: the side hands back
+    out = cbook.engine_delta_bytes(
+        engine, "BTC-USDT", "BTC-USDT", [(b"100.45", b"2"), (b"100.5", b"+3")], [], *args
+    )
+    assert out == []
+    book = engine.book("BTC-USDT")
+    assert book is not None and book.raw_top(2)[0] == [("100.5", "+3"), ("100.45", "2")]
+    with pytest.raises(TypeError):
+        cbook.engine_delta_bytes(engine, "BTC-USDT", "BTC-USDT", [("1", "1")], [], *args)

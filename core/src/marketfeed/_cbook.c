@@ -21,16 +21,11 @@ static PyObject *ZERO, *ONE; /* the ints 0 and 1 */
 /* Size zero test of _apply_side / _is_zero on an exact, ASCII str.
  * Returns 1 zero, 0 not zero, -1 "not decided here" (hand back). */
 static int
-size_is_zero(PyObject *sz)
+size_zero_ascii(const char *s, Py_ssize_t n)
 {
-    if (!PyUnicode_CheckExact(sz) || !PyUnicode_IS_COMPACT_ASCII(sz)) {
-        return -1;
-    }
-    Py_ssize_t n = PyUnicode_GET_LENGTH(sz);
     if (n == 0) {
         return -1;
     }
-    const char *s = (const char *)PyUnicode_DATA(sz);
     char c = s[0];
     if (c == '0' || c == '.') {
         /* sz.strip("0."): empty or starting with e/E means zero */
@@ -49,6 +44,15 @@ size_is_zero(PyObject *sz)
     return -1;
 }
 
+static inline int
+size_is_zero(PyObject *sz)
+{
+    if (!PyUnicode_CheckExact(sz) || !PyUnicode_IS_COMPACT_ASCII(sz)) {
+        return -1;
+    }
+    return size_zero_ascii((const char *)PyUnicode_DATA(sz), PyUnicode_GET_LENGTH(sz));
+}
+
 static const double POW10[23] = {
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
@@ -57,13 +61,8 @@ static const double POW10[23] = {
 /* float(px) for a plain decimal price (digits with at most one '.', at least one digit,
  * ASCII). Returns 0 and sets *out (finite), or -1: not decided here (hand back). */
 static int
-parse_price(PyObject *px, double *out)
+parse_price_ascii(const char *s, Py_ssize_t n, double *out)
 {
-    if (!PyUnicode_CheckExact(px) || !PyUnicode_IS_COMPACT_ASCII(px)) {
-        return -1;
-    }
-    Py_ssize_t n = PyUnicode_GET_LENGTH(px);
-    const char *s = (const char *)PyUnicode_DATA(px);
     if (n <= 19) {
         /* one pass: check and read the digits (19 digits fit a uint64) */
         uint64_t m = 0;
@@ -110,17 +109,32 @@ parse_price(PyObject *px, double *out)
             return -1;
         }
     }
+    char text[64]; /* a NUL-terminated copy: s may point into a frame */
+    if (n >= (Py_ssize_t)sizeof(text)) {
+        return -1;
+    }
+    memcpy(text, s, (size_t)n);
+    text[n] = '\0';
     char *end = NULL;
-    double f = PyOS_string_to_double(s, &end, NULL); /* correctly rounded, as float() */
+    double f = PyOS_string_to_double(text, &end, NULL); /* correctly rounded, as float() */
     if (f == -1.0 && PyErr_Occurred()) {
         PyErr_Clear();
         return -1;
     }
-    if (end != s + n || !isfinite(f)) {
+    if (end != text + n || !isfinite(f)) {
         return -1;
     }
     *out = f;
     return 0;
+}
+
+static inline int
+parse_price(PyObject *px, double *out)
+{
+    if (!PyUnicode_CheckExact(px) || !PyUnicode_IS_COMPACT_ASCII(px)) {
+        return -1;
+    }
+    return parse_price_ascii((const char *)PyUnicode_DATA(px), PyUnicode_GET_LENGTH(px), out);
 }
 
 /* ------------------------------------------------------------------ Side */
@@ -285,10 +299,10 @@ same_ascii(PyObject *a, PyObject *b)
 /* Whether two plain decimal texts (ASCII digits, at most one '.', at least one digit: what
  * parse_price accepts) are the same number, as Decimal(a) == Decimal(b). */
 static int
-plain_same_number(PyObject *a, PyObject *b)
+plain_same_number(const char *a, Py_ssize_t an, const char *b, Py_ssize_t bn)
 {
-    const char *s[2] = {PyUnicode_DATA(a), PyUnicode_DATA(b)};
-    Py_ssize_t n[2] = {PyUnicode_GET_LENGTH(a), PyUnicode_GET_LENGTH(b)};
+    const char *s[2] = {a, b};
+    Py_ssize_t n[2] = {an, bn};
     const char *lo[2], *hi[2]; /* significant part: integer digits without leading zeros,
                                   then the fraction without trailing zeros */
     Py_ssize_t dot[2];
@@ -349,7 +363,8 @@ side_apply_levels(SideObject *s, PyObject *levels, Py_ssize_t watch, Py_ssize_t 
         Level *b = LV(s);
         if (i < s->len && b[i].key == f) {
             if (!same_ascii(b[i].px, px)) {
-                if (!plain_same_number(b[i].px, px)) {
+                if (!plain_same_number(PyUnicode_DATA(b[i].px), PyUnicode_GET_LENGTH(b[i].px),
+                                       PyUnicode_DATA(px), PyUnicode_GET_LENGTH(px))) {
                     goto handback; /* two prices on one double: exact mode, Python's */
                 }
                 /* the same price spelled differently: the new spelling wins */
@@ -393,6 +408,144 @@ error:
     *n_out = n;
     *dirty_out = dirty;
     return -1;
+}
+
+/* A level as raw text (pointers into a frame the caller keeps alive): the layout of the
+ * capsule's engine_delta_raw (see cbook_api). */
+typedef struct {
+    const char *px;
+    Py_ssize_t pxn;
+    const char *sz;
+    Py_ssize_t szn;
+} raw_level;
+
+/* Whether s[:n] is digits with at most one '.' and at least one digit. */
+static inline int
+plain_text(const char *s, Py_ssize_t n)
+{
+    int dot = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if ((unsigned)((unsigned char)s[i] - '0') > 9) {
+            if (s[i] != '.' || dot) {
+                return 0;
+            }
+            dot = 1;
+        }
+    }
+    return n > dot;
+}
+
+/* A str of n ASCII bytes (the caller checked them). */
+static inline PyObject *
+ascii_str(const char *s, Py_ssize_t n)
+{
+    PyObject *u = PyUnicode_New(n, 127);
+    if (u != NULL) {
+        memcpy(PyUnicode_1BYTE_DATA(u), s, (size_t)n);
+    }
+    return u;
+}
+
+/* side_apply_levels for raw levels: the same operations, with strings made only for what
+ * the side keeps. A level that is not plain text (price or size) is handed back. */
+static int
+side_apply_raw(SideObject *s, const raw_level *lv, Py_ssize_t count, Py_ssize_t watch,
+               Py_ssize_t *n_out, int *dirty_out)
+{
+    int dirty = 0;
+    Py_ssize_t n = 0;
+    int neg = s->neg;
+    for (; n < count; n++) {
+        const raw_level *l = lv + n;
+        double f;
+        if (!plain_text(l->sz, l->szn) || parse_price_ascii(l->px, l->pxn, &f) < 0) {
+            goto handback;
+        }
+        int zero = size_zero_ascii(l->sz, l->szn);
+        if (neg) {
+            f = -f;
+        }
+        Py_ssize_t i = side_bisect(s, f);
+        Level *b = LV(s);
+        if (i < s->len && b[i].key == f) {
+            PyObject *stored = b[i].px;
+            const char *sd = (const char *)PyUnicode_DATA(stored);
+            Py_ssize_t sn = PyUnicode_GET_LENGTH(stored);
+            if (sn != l->pxn || memcmp(sd, l->px, (size_t)sn) != 0) {
+                if (!plain_same_number(sd, sn, l->px, l->pxn)) {
+                    goto handback; /* two prices on one double: exact mode, Python's */
+                }
+                PyObject *u = ascii_str(l->px, l->pxn); /* the new spelling wins */
+                if (u == NULL) {
+                    goto error;
+                }
+                Py_SETREF(b[i].px, u);
+            }
+            if (zero) {
+                side_remove(s, i);
+            }
+            else {
+                PyObject *u = ascii_str(l->sz, l->szn);
+                if (u == NULL) {
+                    goto error;
+                }
+                Py_SETREF(b[i].sz, u);
+            }
+        }
+        else if (zero) {
+            continue; /* deleting a level that is not there: nothing changes */
+        }
+        else {
+            PyObject *px = ascii_str(l->px, l->pxn);
+            PyObject *sz = px == NULL ? NULL : ascii_str(l->sz, l->szn);
+            if (sz == NULL || side_open(s, i) < 0) {
+                Py_XDECREF(px);
+                Py_XDECREF(sz);
+                goto error;
+            }
+            Level *e = LV(s) + i;
+            e->key = f;
+            e->px = px;
+            e->sz = sz;
+        }
+        if (i < watch) {
+            dirty = 1;
+        }
+    }
+    *n_out = n;
+    *dirty_out = dirty;
+    return 0;
+handback:
+    *n_out = n;
+    *dirty_out = dirty;
+    return 1;
+error:
+    *n_out = n;
+    *dirty_out = dirty;
+    return -1;
+}
+
+/* Raw levels as the list of (price, size) str tuples a decoder would give (UTF-8). */
+static PyObject *
+raw_to_list(const raw_level *lv, Py_ssize_t count)
+{
+    PyObject *out = PyList_New(count);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t n = 0; n < count; n++) {
+        PyObject *px = PyUnicode_DecodeUTF8(lv[n].px, lv[n].pxn, NULL);
+        PyObject *sz = px == NULL ? NULL : PyUnicode_DecodeUTF8(lv[n].sz, lv[n].szn, NULL);
+        PyObject *t = sz == NULL ? NULL : PyTuple_Pack(2, px, sz);
+        Py_XDECREF(px);
+        Py_XDECREF(sz);
+        if (t == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, n, t);
+    }
+    return out;
 }
 
 /* Copy the levels into a new pure-Python _Side (s->py). 0, or -1 with an exception. */
@@ -1074,20 +1227,25 @@ PyDoc_STRVAR(apply_delta_doc,
 "ask levels from ``n`` on; stage 2: both sides applied, the checks after them (a possible\n"
 "crossed book, a checksum mismatch or a checksum function that raised) are Python's.");
 
+/* apply_delta's work on its 8 arguments; with raw (not NULL) the levels are raw_b[:nb]
+ * and raw_a[:na] instead of args[1] and args[2] (which are then ignored). */
 static PyObject *
-apply_delta(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+apply_delta_impl(PyObject *const *args, const raw_level *raw_b, Py_ssize_t nb,
+                 const raw_level *raw_a, Py_ssize_t na, int raw)
 {
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError, "apply_delta() takes 8 arguments");
-        return NULL;
-    }
     PyObject *book = args[0], *bids = args[1], *asks = args[2], *sequence = args[3];
     PyObject *prev_sequence = args[4], *checksum = args[5], *time = args[6];
     PyObject *event_time = args[7];
-    if (book_type == NULL || !Py_IS_TYPE(book, book_type) ||
-        !(PyList_CheckExact(bids) || PyTuple_CheckExact(bids)) ||
-        !(PyList_CheckExact(asks) || PyTuple_CheckExact(asks))) {
+    if (book_type == NULL || !Py_IS_TYPE(book, book_type)) {
         Py_RETURN_NONE;
+    }
+    if (!raw) {
+        if (!(PyList_CheckExact(bids) || PyTuple_CheckExact(bids)) ||
+            !(PyList_CheckExact(asks) || PyTuple_CheckExact(asks))) {
+            Py_RETURN_NONE;
+        }
+        nb = PySequence_Fast_GET_SIZE(bids);
+        na = PySequence_Fast_GET_SIZE(asks);
     }
     for (int i = 0; i < B_COUNT; i++) {
         if (SLOT(book, book_off[i]) == NULL) {
@@ -1141,8 +1299,9 @@ apply_delta(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     }
     int dirty = 0, d = 0;
     Py_ssize_t n = 0;
-    if (PySequence_Fast_GET_SIZE(bids)) {
-        int rc = side_apply_levels((SideObject *)b, bids, watch, &n, &d);
+    if (nb) {
+        int rc = raw ? side_apply_raw((SideObject *)b, raw_b, nb, watch, &n, &d)
+                     : side_apply_levels((SideObject *)b, bids, watch, &n, &d);
         if (rc < 0) {
             return NULL;
         }
@@ -1152,8 +1311,9 @@ apply_delta(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
         }
         dirty = d;
     }
-    if (PySequence_Fast_GET_SIZE(asks)) {
-        int rc = side_apply_levels((SideObject *)a, asks, watch, &n, &d);
+    if (na) {
+        int rc = raw ? side_apply_raw((SideObject *)a, raw_a, na, watch, &n, &d)
+                     : side_apply_levels((SideObject *)a, asks, watch, &n, &d);
         if (rc < 0) {
             return NULL;
         }
@@ -1238,6 +1398,16 @@ apply_delta(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     slot_set(book, book_off[B_VERIFIED], v);
     Py_INCREF(v);
     return v;
+}
+
+static PyObject *
+apply_delta(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "apply_delta() takes 8 arguments");
+        return NULL;
+    }
+    return apply_delta_impl(args, NULL, 0, NULL, 0, 0);
 }
 
 /* ------------------------------------------------------------------ CRC32 */
@@ -1767,13 +1937,21 @@ decimal_from_ascii(const char *s, Py_ssize_t n)
 }
 
 /* Layout shared with _cokx.c and _cupbit.c (keep in step; fields are only ever appended):
- * version 1: decimal_type, decimal_from_ascii; version 2: engine_delta. */
+ * version 1: decimal_type, decimal_from_ascii; version 2: engine_delta; version 3:
+ * engine_delta_raw. */
 typedef struct {
     int version;
     PyTypeObject *decimal_type; /* the Decimal type decimal_from_ascii builds (or NULL) */
     PyObject *(*decimal_from_ascii)(const char *s, Py_ssize_t n);
     /* engine_delta(args) with its 10 arguments (see engine_delta_doc) */
     PyObject *(*engine_delta)(PyObject *const *args);
+    /* engine_delta with the levels as raw text (raw_level: px, pxn, sz, szn, pointing into
+     * a frame kept alive for the call; args[3] and args[4] are not read): the same events,
+     * no string made for a level the book does not keep; None (nothing changed) for
+     * anything engine_delta would hand back and for a text that is not plain digits with
+     * at most one '.', after which the caller decodes the levels and calls engine_delta */
+    PyObject *(*engine_delta_raw)(PyObject *const *args, const raw_level *bids, Py_ssize_t nb,
+                                  const raw_level *asks, Py_ssize_t na);
 } cbook_api;
 
 static cbook_api c_api;
@@ -2125,11 +2303,48 @@ engine_fail(PyObject *engine, PyObject *slot, PyObject *receive_time)
     return out;
 }
 
+/* BookDelta levels of raw texts: a tuple of (Decimal, Decimal), each built here. NULL
+ * with no exception set when a text is not plain (or Decimals are not built here), NULL
+ * with one on an error. */
+static PyObject *
+raw_decimal_levels(const raw_level *lv, Py_ssize_t count)
+{
+    if (fast_type == NULL || dec_type != (PyObject *)fast_type) {
+        return NULL;
+    }
+    PyObject *out = PyTuple_New(count);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t n = 0; n < count; n++) {
+        uint64_t coef;
+        int64_t exp;
+        PyObject *p = NULL, *z = NULL, *pair = NULL;
+        if (plain_ascii(lv[n].px, lv[n].pxn, &coef, &exp) == 0 &&
+            (p = new_decimal(coef, exp)) != NULL &&
+            plain_ascii(lv[n].sz, lv[n].szn, &coef, &exp) == 0 &&
+            (z = new_decimal(coef, exp)) != NULL && (pair = PyTuple_New(2)) != NULL) {
+            PyTuple_SET_ITEM(pair, 0, p);
+            PyTuple_SET_ITEM(pair, 1, z);
+            PyTuple_SET_ITEM(out, n, pair);
+            continue;
+        }
+        Py_XDECREF(p);
+        Py_XDECREF(z);
+        Py_DECREF(out);
+        return NULL; /* not plain (no exception), or an allocation error */
+    }
+    return out;
+}
+
 /* The work of engine_delta: a[0..9] = engine, native_symbol, symbol, bids, asks,
  * event_time, receive_time, sequence, prev_sequence, checksum. A new list of events; None
- * (a new reference) when Python must do it all (nothing was changed); NULL on error. */
+ * (a new reference) when Python must do it all (nothing was changed); NULL on error.
+ * With raw, the levels are raw_b[:nb] and raw_a[:na] (a[3] and a[4] are ignored): the
+ * capsule's engine_delta_raw, which returns None for any text that is not plain too. */
 static PyObject *
-engine_delta_impl(PyObject *const *a)
+engine_delta_core(PyObject *const *a, const raw_level *raw_b, Py_ssize_t nb,
+                  const raw_level *raw_a, Py_ssize_t na, int raw)
 {
     PyObject *engine = a[0], *native = a[1], *bids = a[3], *asks = a[4];
     PyObject *event_time = a[5], *receive_time = a[6], *sequence = a[7];
@@ -2175,12 +2390,23 @@ engine_delta_impl(PyObject *const *a)
             Py_RETURN_NONE;
         }
     }
+    PyObject *result = NULL, *bl = NULL, *al = NULL, *r = NULL;
+    if (raw && emit_delta == Py_True && (nb || na)) {
+        /* the event's Decimals first: a text that is not plain hands back unchanged */
+        if ((bl = raw_decimal_levels(raw_b, nb)) == NULL ||
+            (al = raw_decimal_levels(raw_a, na)) == NULL) {
+            Py_XDECREF(bl);
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            Py_RETURN_NONE;
+        }
+    }
     Py_INCREF(slot);
     Py_INCREF(book);
-    PyObject *result = NULL, *bl = NULL, *al = NULL;
     PyObject *args8[8] = {book, bids, asks, sequence, prev_sequence, checksum, receive_time,
                           event_time};
-    PyObject *r = apply_delta(NULL, args8, 8);
+    r = apply_delta_impl(args8, raw_b, nb, raw_a, na, raw);
     if (r == NULL) {
         goto failed;
     }
@@ -2190,23 +2416,40 @@ engine_delta_impl(PyObject *const *a)
         goto done;
     }
     if (!PyBool_Check(r)) { /* (stage, n, dirty, seq_checked): Python finishes */
+        if (raw) { /* Python reads levels as (price, size) strings */
+            bids = raw_to_list(raw_b, nb);
+            asks = bids == NULL ? NULL : raw_to_list(raw_a, na);
+            if (asks == NULL) {
+                Py_XDECREF(bids);
+                goto failed;
+            }
+        }
         PyObject *call[10] = {book, bids, asks, PyTuple_GET_ITEM(r, 0), PyTuple_GET_ITEM(r, 1),
                               PyTuple_GET_ITEM(r, 2), PyTuple_GET_ITEM(r, 3), checksum,
                               receive_time, event_time};
         PyObject *v = PyObject_VectorcallMethod(S_FINISH, call,
                                                 10, NULL);
+        if (raw) {
+            Py_DECREF(bids);
+            Py_DECREF(asks);
+        }
         Py_SETREF(r, v);
         if (r == NULL) {
             goto failed;
         }
     }
-    /* apply_delta returned a result, so bids and asks are lists or tuples */
-    Py_ssize_t nb = PySequence_Fast_GET_SIZE(bids), na = PySequence_Fast_GET_SIZE(asks);
+    if (!raw) { /* apply_delta returned a result, so bids and asks are lists or tuples */
+        nb = PySequence_Fast_GET_SIZE(bids);
+        na = PySequence_Fast_GET_SIZE(asks);
+    }
     if ((nb == 0 && na == 0) || emit_delta == Py_False) {
         result = PyList_New(0); /* a keep-alive, or top snapshots only (none due): no event */
         goto done;
     }
-    if (nb) {
+    if (raw) {
+        /* built above */
+    }
+    else if (nb) {
         PyObject *dargs[4] = {bids, dec_cache, dec_type, dec_capacity};
         if ((bl = decimal_levels(NULL, dargs, 4)) == NULL) {
             goto failed;
@@ -2215,7 +2458,10 @@ engine_delta_impl(PyObject *const *a)
     else {
         bl = Py_NewRef(EMPTY_TUPLE);
     }
-    if (na) {
+    if (raw) {
+        /* built above */
+    }
+    else if (na) {
         PyObject *dargs[4] = {asks, dec_cache, dec_type, dec_capacity};
         if ((al = decimal_levels(NULL, dargs, 4)) == NULL) {
             goto failed;
@@ -2246,6 +2492,87 @@ done:
     Py_DECREF(book);
     Py_DECREF(slot);
     return result;
+}
+
+static PyObject *
+engine_delta_impl(PyObject *const *a)
+{
+    return engine_delta_core(a, NULL, 0, NULL, 0, 0);
+}
+
+static PyObject *
+engine_delta_raw(PyObject *const *a, const raw_level *bids, Py_ssize_t nb,
+                 const raw_level *asks, Py_ssize_t na)
+{
+    return engine_delta_core(a, bids, nb, asks, na, 1);
+}
+
+/* Raw levels pointing into the bytes of a list of (bytes, bytes) (for tests). */
+static raw_level *
+bytes_levels(PyObject *list, Py_ssize_t *count)
+{
+    if (!PyList_CheckExact(list)) {
+        PyErr_SetString(PyExc_TypeError, "levels must be a list of (bytes, bytes)");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    raw_level *out = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(raw_level));
+    if (out == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PyList_GET_ITEM(list, i);
+        if (!PyTuple_CheckExact(t) || PyTuple_GET_SIZE(t) != 2 ||
+            !PyBytes_CheckExact(PyTuple_GET_ITEM(t, 0)) ||
+            !PyBytes_CheckExact(PyTuple_GET_ITEM(t, 1))) {
+            PyMem_Free(out);
+            PyErr_SetString(PyExc_TypeError, "levels must be a list of (bytes, bytes)");
+            return NULL;
+        }
+        out[i].px = PyBytes_AS_STRING(PyTuple_GET_ITEM(t, 0));
+        out[i].pxn = PyBytes_GET_SIZE(PyTuple_GET_ITEM(t, 0));
+        out[i].sz = PyBytes_AS_STRING(PyTuple_GET_ITEM(t, 1));
+        out[i].szn = PyBytes_GET_SIZE(PyTuple_GET_ITEM(t, 1));
+    }
+    *count = n;
+    return out;
+}
+
+PyDoc_STRVAR(engine_delta_bytes_doc,
+"engine_delta_bytes(engine, native_symbol, symbol, bids, asks, event_time, receive_time,\n"
+"                   sequence, prev_sequence, checksum, /) -> list[Event] | None\n\n"
+"The capsule's ``engine_delta_raw`` (what venue plugins' C parsers call with levels as\n"
+"raw text in a frame) for levels given as lists of ``(price, size)`` bytes: the same\n"
+"events as ``engine_delta`` with those texts decoded; ``None`` when nothing was changed\n"
+"and the caller must decode the levels and go on (for tests).");
+
+static PyObject *
+engine_delta_bytes(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "engine_delta_bytes() takes 10 arguments");
+        return NULL;
+    }
+    Py_ssize_t nb, na;
+    raw_level *b = bytes_levels(args[3], &nb);
+    if (b == NULL) {
+        return NULL;
+    }
+    raw_level *a = bytes_levels(args[4], &na);
+    if (a == NULL) {
+        PyMem_Free(b);
+        return NULL;
+    }
+    PyObject *call[10];
+    for (int i = 0; i < 10; i++) {
+        call[i] = args[i];
+    }
+    call[3] = call[4] = Py_None; /* not read */
+    PyObject *r = engine_delta_raw(call, b, nb, a, na);
+    PyMem_Free(b);
+    PyMem_Free(a);
+    return r;
 }
 
 PyDoc_STRVAR(engine_delta_doc,
@@ -2281,6 +2608,8 @@ static PyMethodDef methods[] = {
      register_engine_doc},
     {"engine_delta", (PyCFunction)(void (*)(void))engine_delta, METH_FASTCALL,
      engine_delta_doc},
+    {"engine_delta_bytes", (PyCFunction)(void (*)(void))engine_delta_bytes, METH_FASTCALL,
+     engine_delta_bytes_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2340,10 +2669,11 @@ PyInit__cbook(void)
         Py_DECREF(m);
         return NULL;
     }
-    c_api.version = 2;
+    c_api.version = 3;
     c_api.decimal_type = fast_type;
     c_api.decimal_from_ascii = decimal_from_ascii;
     c_api.engine_delta = engine_delta_impl;
+    c_api.engine_delta_raw = engine_delta_raw;
     PyObject *capsule = PyCapsule_New(&c_api, "marketfeed._cbook._C_API", NULL);
     if (capsule == NULL || PyModule_AddObject(m, "_C_API", capsule) < 0) {
         Py_XDECREF(capsule);

@@ -303,6 +303,15 @@ same_text(PyObject *u, const char *s, Py_ssize_t n)
     return memcmp(d, s, (size_t)n) == 0;
 }
 
+/* A book level as raw text in the frame (the layout of the core's raw_level, capsule
+ * version 3: keep in step). */
+struct raw_level {
+    const char *px;
+    Py_ssize_t pxn;
+    const char *sz;
+    Py_ssize_t szn;
+};
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
@@ -340,6 +349,14 @@ typedef struct {
     PyObject *strs[STR_SLOTS];
     PyObject *dec_keys[DEC_SLOTS];
     PyObject *dec_vals[DEC_SLOTS];
+    /* The levels of the current frame's first book data object as raw text, while `lazy`
+     * (its bids and asks are None in the parsed tuple until materialise() builds them):
+     * an update goes to the core's engine_delta_raw without a str or tuple per level. */
+    struct raw_levels {
+        struct raw_level *v;
+        Py_ssize_t n, cap;
+    } raw[2]; /* bids, asks */
+    int lazy;
 } Fast;
 
 /* The members that can reach back to the normaliser (its bound methods and dicts), so
@@ -401,6 +418,8 @@ Fast_dealloc(Fast *self)
 {
     PyObject_GC_UnTrack(self);
     Fast_clear(self);
+    PyMem_Free(self->raw[0].v);
+    PyMem_Free(self->raw[1].v);
     Py_XDECREF(self->ticker_kw);
     Py_XDECREF(self->trade_kw);
     Py_XDECREF(self->s_buy);
@@ -570,6 +589,10 @@ typedef struct {
     PyObject *(*decimal_from_ascii)(const char *s, Py_ssize_t n);
     /* version >= 2: BookEngine.delta's common case (10 arguments), None to hand back */
     PyObject *(*engine_delta)(PyObject *const *args);
+    /* version >= 3: the same with the levels as raw text (args[3], args[4] not read);
+     * None (nothing changed) also for a text that is not plain: then decode and go on */
+    PyObject *(*engine_delta_raw)(PyObject *const *args, const struct raw_level *bids,
+                                  Py_ssize_t nb, const struct raw_level *asks, Py_ssize_t na);
 } cbook_api;
 
 static const cbook_api *CBOOK;
@@ -1003,6 +1026,111 @@ fail:
     return NULL;
 }
 
+/* [[px, sz, ...strings], ...] as raw text into self->raw[which] (replacing what it held):
+ * the same grammar as levels(), no object made. 1, or 0 (not read; error set or not). */
+static int
+levels_raw(Fast *self, Cur *c, int which)
+{
+    struct raw_levels *r = &self->raw[which];
+    r->n = 0;
+    if (!expect(c, '[')) {
+        return 0;
+    }
+    if (expect(c, ']')) {
+        return 1;
+    }
+    for (;;) {
+        const char *s[2];
+        Py_ssize_t n[2];
+        if (!expect(c, '[') || !str_raw(c, &s[0], &n[0]) || !expect(c, ',') ||
+            !str_raw(c, &s[1], &n[1])) {
+            return 0;
+        }
+        while (expect(c, ',')) { /* OKX's "0" and order count: strings, not kept */
+            const char *x;
+            Py_ssize_t xn;
+            if (!str_raw(c, &x, &xn)) {
+                return 0;
+            }
+        }
+        if (!expect(c, ']')) {
+            return 0;
+        }
+        if (r->n == r->cap) {
+            Py_ssize_t cap = r->cap ? 2 * r->cap : 64;
+            struct raw_level *v = PyMem_Realloc(r->v, (size_t)cap * sizeof(*v));
+            if (v == NULL) {
+                PyErr_NoMemory();
+                return 0;
+            }
+            r->v = v;
+            r->cap = cap;
+        }
+        r->v[r->n++] = (struct raw_level){s[0], n[0], s[1], n[1]};
+        if (expect(c, ',')) {
+            continue;
+        }
+        return expect(c, ']');
+    }
+}
+
+/* self->raw[which] as levels() gives them: a list of (px, sz) str tuples. */
+static PyObject *
+raw_list(Fast *self, int which)
+{
+    struct raw_levels *r = &self->raw[which];
+    PyObject *out = PyList_New(r->n);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < r->n; i++) {
+        PyObject *px = text_cached(self, r->v[i].px, r->v[i].pxn);
+        PyObject *sz = px == NULL ? NULL : text_cached(self, r->v[i].sz, r->v[i].szn);
+        PyObject *lv = sz == NULL ? NULL : PyTuple_New(2);
+        if (lv == NULL) {
+            Py_XDECREF(px);
+            Py_XDECREF(sz);
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(lv, 0, px);
+        PyTuple_SET_ITEM(lv, 1, sz);
+        PyList_SET_ITEM(out, i, lv);
+    }
+    return out;
+}
+
+/* Give the lazy data object (`item`, not yet seen by Python code) its bids and asks lists
+ * in place of the None it holds. 0, or -1 with an exception. */
+static int
+materialise_item(Fast *self, PyObject *item)
+{
+    if (!self->lazy) {
+        return 0;
+    }
+    self->lazy = 0;
+    for (int which = 0; which < 2; which++) {
+        PyObject *list = raw_list(self, which);
+        if (list == NULL) {
+            return -1;
+        }
+        PyObject *old = PyTuple_GET_ITEM(item, 1 + which);
+        PyTuple_SET_ITEM(item, 1 + which, list);
+        Py_DECREF(old);
+    }
+    return 0;
+}
+
+/* materialise_item for a parsed book tuple (channel, inst, action, items). */
+static int
+materialise(Fast *self, PyObject *parsed)
+{
+    if (!self->lazy) {
+        return 0;
+    }
+    return materialise_item(self, PyList_GET_ITEM(PyTuple_GET_ITEM(parsed, 3), 0));
+}
+
 static PyObject *
 opt_long(int present, long long v)
 {
@@ -1015,7 +1143,7 @@ opt_long(int present, long long v)
 /* One book data object -> (event_time, bids, asks, checksum, seqId, prevSeqId, instId) or
  * NULL. */
 static PyObject *
-book_item(Fast *self, Cur *c)
+book_item(Fast *self, Cur *c, int lazy)
 {
     PyObject *bids = NULL, *asks = NULL, *result = NULL;
     const char *inst = "";
@@ -1035,11 +1163,23 @@ book_item(Fast *self, Cur *c)
             int ok;
             if (key_is(k, kn, "asks")) {
                 Py_XDECREF(asks);
-                ok = (asks = levels(self, c)) != NULL;
+                if (lazy) {
+                    ok = levels_raw(self, c, 1);
+                    asks = Py_NewRef(Py_None);
+                }
+                else {
+                    ok = (asks = levels(self, c)) != NULL;
+                }
             }
             else if (key_is(k, kn, "bids")) {
                 Py_XDECREF(bids);
-                ok = (bids = levels(self, c)) != NULL;
+                if (lazy) {
+                    ok = levels_raw(self, c, 0);
+                    bids = Py_NewRef(Py_None);
+                }
+                else {
+                    ok = (bids = levels(self, c)) != NULL;
+                }
             }
             else if (key_is(k, kn, "ts")) {
                 ok = have_ts = int_or_digits(c, &ts);
@@ -1074,6 +1214,16 @@ book_item(Fast *self, Cur *c)
     if (!have_ts) {
         goto done;
     }
+    if (lazy) { /* a side the object did not hold: no levels */
+        if (bids == NULL) {
+            self->raw[0].n = 0;
+            bids = Py_NewRef(Py_None);
+        }
+        if (asks == NULL) {
+            self->raw[1].n = 0;
+            asks = Py_NewRef(Py_None);
+        }
+    }
     if (bids == NULL && (bids = PyList_New(0)) == NULL) {
         goto done;
     }
@@ -1083,6 +1233,9 @@ book_item(Fast *self, Cur *c)
     result = Py_BuildValue("(NOONNNN)", ms_datetime(ts), bids, asks, opt_long(have_ck, ck),
                            opt_long(have_seq, seq), opt_long(have_prev, prev),
                            text_cached(self, inst, inst_n));
+    if (result != NULL && lazy) {
+        self->lazy = 1;
+    }
 done:
     Py_XDECREF(bids);
     Py_XDECREF(asks);
@@ -1113,6 +1266,7 @@ parse(Fast *self, PyObject *frame, PyObject *receive_time)
     }
     Cur cur = {buf, buf + size};
     Cur *c = &cur;
+    self->lazy = 0;
     PyObject *out = NULL, *channel = NULL, *arg_inst = NULL, *action = NULL;
     int kind = CH_OTHER;
     int have_arg = 0;
@@ -1212,7 +1366,13 @@ parse(Fast *self, PyObject *frame, PyObject *receive_time)
                         item = trade_item(self, c, receive_time);
                     }
                     else {
-                        item = book_item(self, c);
+                        /* the first object's levels stay raw text (see Fast.lazy) while
+                         * it is the only one */
+                        if (self->lazy &&
+                            materialise_item(self, PyList_GET_ITEM(out, 0)) < 0) {
+                            goto fallback;
+                        }
+                        item = book_item(self, c, PyList_GET_SIZE(out) == 0);
                     }
                     if (item == NULL) {
                         goto fallback;
@@ -1261,11 +1421,13 @@ parse(Fast *self, PyObject *frame, PyObject *receive_time)
     Py_XDECREF(action);
     if (out == NULL) {
         PyErr_Clear();
+        self->lazy = 0;
         Py_RETURN_NONE;
     }
     return out;
 fallback:
     PyErr_Clear();
+    self->lazy = 0;
     Py_XDECREF(out);
     Py_XDECREF(channel);
     Py_XDECREF(arg_inst);
@@ -1392,8 +1554,27 @@ book_direct(Fast *self, PyObject *parsed, PyObject *receive_time, PyObject **res
              PyLong_AsLongLong(checksum) == 0) {
         checksum = Py_None; /* deprecated field, always 0 since 2026-06-23 */
     }
-    PyObject *bids = PyTuple_GET_ITEM(item, 1), *asks = PyTuple_GET_ITEM(item, 2);
     PyObject *event_time = PyTuple_GET_ITEM(item, 0);
+    if (update && self->lazy && CBOOK != NULL && CBOOK->version >= 3) {
+        /* the levels as raw text: strings only for what the book keeps */
+        PyObject *call[10] = {engine, inst, symbol, Py_None, Py_None, event_time,
+                              receive_time, seq, PyTuple_GET_ITEM(item, 5), checksum};
+        *result = CBOOK->engine_delta_raw(call, self->raw[0].v, self->raw[0].n,
+                                          self->raw[1].v, self->raw[1].n);
+        if (*result != Py_None) { /* its events, or NULL: its error */
+            Py_DECREF(engine);
+            Py_DECREF(symbol);
+            return 1;
+        }
+        Py_CLEAR(*result); /* not its case, nothing changed: as str levels below */
+    }
+    if (materialise_item(self, item) < 0) {
+        *result = NULL;
+        Py_DECREF(engine);
+        Py_DECREF(symbol);
+        return 1;
+    }
+    PyObject *bids = PyTuple_GET_ITEM(item, 1), *asks = PyTuple_GET_ITEM(item, 2);
     if (update) {
         PyObject *call[10] = {engine, inst, symbol, bids, asks, event_time, receive_time,
                               seq, PyTuple_GET_ITEM(item, 5), checksum};
@@ -1449,6 +1630,10 @@ Fast_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kw
             Py_DECREF(out);
             return events;
         }
+    }
+    if (PyTuple_CheckExact(out) && materialise(self, out) < 0) { /* before Python sees it */
+        Py_DECREF(out);
+        return NULL;
     }
     if (PyTuple_CheckExact(out) && self->on_book != Py_None) {
         PyObject *book_args[5] = {PyTuple_GET_ITEM(out, 0), PyTuple_GET_ITEM(out, 1),
