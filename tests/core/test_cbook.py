@@ -954,3 +954,36 @@ def test_depths_beyond_a_machine_integer_work_as_in_python(impl: str) -> None:
         assert book.crc32_pairs(10**30) == zlib.crc32(b"2.5:4:4:2:2:1:1:1")
     finally:
         _book._c = saved
+
+
+def test_checksum_from_level_fragments_equals_zlib() -> None:
+    """The C checksum combines cached per-level fragments (CRC32 is linear); they must
+    follow every change of a level and of the separator, and a level it does not take (a
+    non-ASCII size) sends the whole checksum through the text path: always zlib's CRC32 of
+    the joined text."""
+
+    def want(book: L2Book, n: int, sep: str) -> int:
+        rb, ra = book.raw_top(n)
+        parts: list[str] = []
+        for i in range(n):
+            parts += rb[i] if i < len(rb) else []
+            parts += ra[i] if i < len(ra) else []
+        return zlib.crc32(sep.join(parts).encode())
+
+    book = L2Book("t", "A-B", "AB", check_crossed=False)
+    book.apply_snapshot([(str(100 - i), str(i + 1)) for i in range(30)], [("101", "1")])
+    steps: list[tuple[list[Any], list[Any]]] = [
+        ([("99", "7")], []),  # a size changes
+        ([("99.5", "2")], [("101", "0"), ("102.25", "3")]),  # insert, delete, insert
+        ([("99.50", "4")], []),  # another spelling: the new one is kept
+        ([("100", "0")], [("101.5", "1")]),
+        ([], []),
+    ]
+    for bids, asks in steps:
+        book.apply_delta(bids, asks)
+        for sep in (":", "|", ":", "::"):
+            for n in (0, 1, 3, 25, 40):
+                assert book.crc32_pairs(n, sep) == want(book, n, sep), (bids, asks, n, sep)
+    book.apply_snapshot([("2", "\uff11"), ("1", "1")], [("3", "1")])  # fullwidth digit one
+    assert book._bids.python is None  # loaded through Python, back in the C array
+    assert book.crc32_pairs(2) == want(book, 2, ":")

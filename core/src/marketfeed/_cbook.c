@@ -161,6 +161,10 @@ typedef struct {
     double key;   /* float(price), negated on the bid side: ascending = best first */
     PyObject *px; /* the price string (a compact ASCII str; owned) */
     PyObject *sz; /* the size string (a str; owned) */
+    /* the checksum fragment of this level (see crc_sides_fast): the CRC32 register after
+     * sep px sep sz from 0, and that text's length; flen 0: not computed since the level
+     * last changed */
+    uint32_t frag, flen;
 } Level;
 
 typedef struct {
@@ -168,6 +172,7 @@ typedef struct {
     Level *buf;
     Py_ssize_t cap, head, len;
     int neg;
+    int frag_sep; /* the separator byte the levels' fragments were computed with, or -1 */
     PyObject *py; /* the pure-Python _Side holding the levels instead, or NULL */
 } SideObject;
 
@@ -370,6 +375,7 @@ side_apply_levels(SideObject *s, PyObject *levels, Py_ssize_t watch, Py_ssize_t 
                 /* the same price spelled differently: the new spelling wins */
                 Py_INCREF(px);
                 Py_SETREF(b[i].px, px);
+                b[i].flen = 0;
             }
             if (zero) {
                 side_remove(s, i);
@@ -377,6 +383,7 @@ side_apply_levels(SideObject *s, PyObject *levels, Py_ssize_t watch, Py_ssize_t 
             else {
                 Py_INCREF(sz);
                 Py_SETREF(b[i].sz, sz);
+                b[i].flen = 0;
             }
         }
         else if (zero) {
@@ -392,6 +399,7 @@ side_apply_levels(SideObject *s, PyObject *levels, Py_ssize_t watch, Py_ssize_t 
             l->px = px;
             Py_INCREF(sz);
             l->sz = sz;
+            l->flen = 0;
         }
         if (i < watch) {
             dirty = 1;
@@ -480,6 +488,7 @@ side_apply_raw(SideObject *s, const raw_level *lv, Py_ssize_t count, Py_ssize_t 
                     goto error;
                 }
                 Py_SETREF(b[i].px, u);
+                b[i].flen = 0;
             }
             if (zero) {
                 side_remove(s, i);
@@ -490,6 +499,7 @@ side_apply_raw(SideObject *s, const raw_level *lv, Py_ssize_t count, Py_ssize_t 
                     goto error;
                 }
                 Py_SETREF(b[i].sz, u);
+                b[i].flen = 0;
             }
         }
         else if (zero) {
@@ -507,6 +517,7 @@ side_apply_raw(SideObject *s, const raw_level *lv, Py_ssize_t count, Py_ssize_t 
             e->key = f;
             e->px = px;
             e->sz = sz;
+            e->flen = 0;
         }
         if (i < watch) {
             dirty = 1;
@@ -646,6 +657,7 @@ side_from_python(SideObject *s)
         b[i].key = PyFloat_AS_DOUBLE(PyList_GET_ITEM(keys, i));
         b[i].px = Py_NewRef(PyList_GET_ITEM(pxs, i));
         b[i].sz = Py_NewRef(PyList_GET_ITEM(szs, i));
+        b[i].flen = 0;
     }
     s->len = n;
     Py_DECREF(py);
@@ -700,6 +712,7 @@ Side_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     }
     s->neg = neg;
+    s->frag_sep = -1;
     return (PyObject *)s;
 }
 
@@ -782,6 +795,7 @@ Side_load(SideObject *s, PyObject *levels)
             b[n].key = f;
             b[n].px = Py_NewRef(PySequence_Fast_GET_ITEM(lv, 0));
             b[n].sz = Py_NewRef(PySequence_Fast_GET_ITEM(lv, 1));
+            b[n].flen = 0;
             s->len = n + 1;
         }
         if (n == count) {
@@ -1178,11 +1192,18 @@ static int crc_core(PyObject *const *bp, PyObject *const *bs, Py_ssize_t nb,
 #define LEVEL_STRIDE ((Py_ssize_t)(sizeof(Level) / sizeof(PyObject *)))
 _Static_assert(sizeof(Level) % sizeof(PyObject *) == 0, "Level is a whole number of pointers");
 
-/* crc_core over two Sides in array mode (CRC32 of the top n levels, interleaved, joined). */
+static int crc_sides_fast(SideObject *b, SideObject *a, Py_ssize_t n, unsigned char sep,
+                          uint32_t *out);
+
+/* CRC32 of the top n levels of two Sides in array mode, interleaved and joined: from the
+ * levels' cached fragments where the CPU allows it (crc_sides_fast), else over the text. */
 static int
 crc_sides(SideObject *b, SideObject *a, Py_ssize_t n, const char *sep, Py_ssize_t seplen,
           uint32_t *out)
 {
+    if (seplen == 1 && crc_sides_fast(b, a, n, (unsigned char)sep[0], out) == 0) {
+        return 0;
+    }
     return crc_core(&LV(b)->px, &LV(b)->sz, b->len, &LV(a)->px, &LV(a)->sz, a->len,
                     LEVEL_STRIDE, n, sep, seplen, out);
 }
@@ -1455,6 +1476,155 @@ crc_update(uint32_t crc, const unsigned char *buf, Py_ssize_t len)
     return crc;
 }
 
+/* ---- the checksum from per-level fragments
+ *
+ * CRC32 is linear: running the register c over a text M gives shift(c, |M|) ^ R(M), where
+ * shift(c, n) is c run over n zero bytes (c * x^(8n) mod P) and R(M) the register run
+ * over M from 0. The checksum text is S0 sep S1 sep ... (Sj = "px sep sz" of the levels,
+ * bid/ask interleaved), so with each level's fragment F = R(sep Sj) and length L cached,
+ * the register is c = shift(c, L) ^ F per level, from the c whose run over one sep byte
+ * gives zlib's initial 0xFFFFFFFF. A level's fragment is computed again only after it
+ * changed; shift is one carry-less multiply (PCLMULQDQ) by x^(8L) mod P and a 32-bit
+ * reduction, so no level text is read for the levels that did not change. */
+
+#define CRC_MAXSEG 96 /* longest fragment text taken (longer: the text path) */
+static uint32_t crc_xpow[CRC_MAXSEG + 1]; /* x^(8n) mod P, reflected */
+static uint32_t crc_pre[256];             /* per sep byte: the register before the first */
+static int crc_clmul;                     /* the CPU has PCLMULQDQ */
+
+static void
+crc_fast_init(void)
+{
+    uint32_t c = 0x80000000u; /* x^0, reflected */
+    for (int n = 0; n <= CRC_MAXSEG; n++) {
+        crc_xpow[n] = c;
+        c = crc_table[0][c & 0xFF] ^ (c >> 8); /* one more zero byte */
+    }
+    int top = -1; /* the table entry whose top byte is 0xFF (the top bytes are distinct) */
+    for (int i = 0; i < 256; i++) {
+        if ((crc_table[0][i] >> 24) == 0xFF) {
+            top = i;
+        }
+    }
+    for (int sep = 0; sep < 256; sep++) {
+        /* c with T[(c ^ sep) & 0xFF] ^ (c >> 8) == 0xFFFFFFFF */
+        crc_pre[sep] = ((0xFFFFFFFFu ^ crc_table[0][top]) << 8) | (uint32_t)(top ^ sep);
+    }
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    crc_clmul = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+#endif
+}
+
+static inline uint32_t
+crc_run(uint32_t c, const unsigned char *s, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        c = crc_table[0][(c ^ s[i]) & 0xFF] ^ (c >> 8);
+    }
+    return c;
+}
+
+/* The level's fragment for sep (computed if need be): 0, or -1 when the level is not
+ * taken here (a text that is not compact ASCII, or too long). */
+static inline int
+level_frag(Level *l, unsigned char sep)
+{
+    if (l->flen) {
+        return 0;
+    }
+    PyObject *px = l->px, *sz = l->sz;
+    if (!PyUnicode_IS_COMPACT_ASCII(px) || !PyUnicode_IS_COMPACT_ASCII(sz)) {
+        return -1;
+    }
+    Py_ssize_t pn = PyUnicode_GET_LENGTH(px), zn = PyUnicode_GET_LENGTH(sz);
+    if (pn + zn + 2 > CRC_MAXSEG) {
+        return -1;
+    }
+    uint32_t c = crc_table[0][sep]; /* R(sep) from 0 */
+    c = crc_run(c, (const unsigned char *)PyUnicode_DATA(px), pn);
+    c = crc_table[0][(c ^ sep) & 0xFF] ^ (c >> 8);
+    c = crc_run(c, (const unsigned char *)PyUnicode_DATA(sz), zn);
+    l->frag = c;
+    l->flen = (uint32_t)(pn + zn + 2);
+    return 0;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* c * k mod P (reflected): the 63-bit carry-less product, its high half reduced by running
+ * it over 4 zero bytes. */
+__attribute__((target("pclmul,sse4.1"))) static inline uint32_t
+crc_mul(uint32_t c, uint32_t k)
+{
+    __m128i p = _mm_clmulepi64_si128(_mm_cvtsi32_si128((int)c), _mm_cvtsi32_si128((int)k), 0);
+    uint64_t v = (uint64_t)_mm_cvtsi128_si64(p) << 1;
+    uint32_t lo = (uint32_t)v;
+    lo = crc_table[0][lo & 0xFF] ^ (lo >> 8);
+    lo = crc_table[0][lo & 0xFF] ^ (lo >> 8);
+    lo = crc_table[0][lo & 0xFF] ^ (lo >> 8);
+    lo = crc_table[0][lo & 0xFF] ^ (lo >> 8);
+    return (uint32_t)(v >> 32) ^ lo;
+}
+
+/* The CRC32 of the top n levels of two Sides from their fragments: 0 with *out set, or 1
+ * when not done here (no PCLMULQDQ, a level not taken by level_frag): the text path then. */
+__attribute__((target("pclmul,sse4.1"))) static int
+crc_sides_fast(SideObject *b, SideObject *a, Py_ssize_t n, unsigned char sep, uint32_t *out)
+{
+    if (!crc_clmul) {
+        return 1;
+    }
+    SideObject *sides[2] = {b, a};
+    Py_ssize_t cnt[2];
+    for (int k = 0; k < 2; k++) {
+        SideObject *s = sides[k];
+        if (s->frag_sep != sep) { /* computed for another separator: compute again */
+            Level *l = LV(s);
+            for (Py_ssize_t i = 0; i < s->len; i++) {
+                l[i].flen = 0;
+            }
+            s->frag_sep = sep;
+        }
+        cnt[k] = s->len < n ? s->len : n;
+        if (cnt[k] < 0) {
+            cnt[k] = 0;
+        }
+    }
+    Py_ssize_t m = cnt[0] > cnt[1] ? cnt[0] : cnt[1];
+    uint32_t c = crc_pre[sep];
+    Level *lb = LV(b), *la = LV(a);
+    for (Py_ssize_t i = 0; i < m; i++) {
+        if (i < cnt[0]) {
+            Level *l = lb + i;
+            if (level_frag(l, sep) < 0) {
+                return 1;
+            }
+            c = crc_mul(c, crc_xpow[l->flen]) ^ l->frag;
+        }
+        if (i < cnt[1]) {
+            Level *l = la + i;
+            if (level_frag(l, sep) < 0) {
+                return 1;
+            }
+            c = crc_mul(c, crc_xpow[l->flen]) ^ l->frag;
+        }
+    }
+    if (m == 0) {
+        c = 0xFFFFFFFFu; /* the empty text */
+    }
+    *out = c ^ 0xFFFFFFFFu;
+    return 0;
+}
+#else
+static int
+crc_sides_fast(SideObject *b, SideObject *a, Py_ssize_t n, unsigned char sep, uint32_t *out)
+{
+    return 1;
+}
+#endif
+
 /* UTF-8 bytes of a str (as str.encode() would give; raises for lone surrogates). */
 static const char *
 utf8_of(PyObject *s, Py_ssize_t *len)
@@ -1592,6 +1762,16 @@ crc_core(PyObject *const *bp, PyObject *const *bs, Py_ssize_t nb, PyObject *cons
     b.len = 0;
     b.cap = (Py_ssize_t)sizeof(b.local);
     Py_ssize_t m = nb > na ? nb : na;
+    /* the strings are separate objects, often not in the cache: ask for all of them at
+     * once, so their loads overlap instead of one miss after another */
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        __builtin_prefetch(bp[i * stride]);
+        __builtin_prefetch(bs[i * stride]);
+    }
+    for (Py_ssize_t i = 0; i < na; i++) {
+        __builtin_prefetch(ap[i * stride]);
+        __builtin_prefetch(as[i * stride]);
+    }
     int first = 1;
     for (Py_ssize_t i = 0; i < m; i++) {
         /* items are read as we go: borrowed, and nothing here runs Python code */
@@ -2629,6 +2809,7 @@ PyMODINIT_FUNC
 PyInit__cbook(void)
 {
     crc_init();
+    crc_fast_init();
     if (layout_check() < 0) {
         return NULL;
     }
