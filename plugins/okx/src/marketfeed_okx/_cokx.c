@@ -243,10 +243,45 @@ opt_int(Cur *c, long long *out, int *present)
 
 enum { T_LAST, T_LASTSZ, T_BIDPX, T_BIDSZ, T_ASKPX, T_ASKSZ, T_OPEN, T_HIGH, T_LOW, T_VOL,
        T_VOLCCY, T_NFIELDS };
-static const char *const TICKER_KEYS[T_NFIELDS] = {
-    "last", "lastSz", "bidPx", "bidSz", "askPx", "askSz", "open24h", "high24h", "low24h",
-    "vol24h", "volCcy24h"};
-static const Py_ssize_t TICKER_KEY_LENS[T_NFIELDS] = {4, 6, 5, 5, 5, 5, 7, 7, 6, 6, 9};
+
+/* The ticker field a key names (last, lastSz, bidPx, bidSz, askPx, askSz, open24h,
+ * high24h, low24h, vol24h, volCcy24h: T_*), or -1: by length, then text. */
+static inline int
+ticker_field(const char *k, Py_ssize_t kn)
+{
+    switch (kn) {
+    case 4:
+        return memcmp(k, "last", 4) == 0 ? T_LAST : -1;
+    case 5:
+        if (memcmp(k, "bidPx", 5) == 0) {
+            return T_BIDPX;
+        }
+        if (memcmp(k, "bidSz", 5) == 0) {
+            return T_BIDSZ;
+        }
+        if (memcmp(k, "askPx", 5) == 0) {
+            return T_ASKPX;
+        }
+        return memcmp(k, "askSz", 5) == 0 ? T_ASKSZ : -1;
+    case 6:
+        if (memcmp(k, "lastSz", 6) == 0) {
+            return T_LASTSZ;
+        }
+        if (memcmp(k, "low24h", 6) == 0) {
+            return T_LOW;
+        }
+        return memcmp(k, "vol24h", 6) == 0 ? T_VOL : -1;
+    case 7:
+        if (memcmp(k, "open24h", 7) == 0) {
+            return T_OPEN;
+        }
+        return memcmp(k, "high24h", 7) == 0 ? T_HIGH : -1;
+    case 9:
+        return memcmp(k, "volCcy24h", 9) == 0 ? T_VOLCCY : -1;
+    default:
+        return -1;
+    }
+}
 
 #define STR_SLOTS 4096
 #define DEC_SLOTS 1024
@@ -597,9 +632,11 @@ typedef struct {
 
 static const cbook_api *CBOOK;
 
-/* Decimal of a plain number, through the cache when `cached` (misses stored, the cache
- * cleared at capacity, as _decode.cache_miss). New reference, or NULL (error set or not:
- * the caller falls back either way). */
+/* Decimal of a plain number. When `cached`: the connection's direct-mapped slot first;
+ * on a miss a text the core builds directly (digits, one '.', <= 19 digits) is built and
+ * kept in the slot only, any other goes through the shared cache (misses stored, the
+ * cache cleared at capacity, as _decode.cache_miss). New reference, or NULL (error set or
+ * not: the caller falls back either way). */
 static PyObject *
 to_decimal(Fast *self, const char *s, Py_ssize_t n, int cached)
 {
@@ -614,6 +651,29 @@ to_decimal(Fast *self, const char *s, Py_ssize_t n, int cached)
     }
     if (!plain_number(s, n)) {
         return NULL;
+    }
+    int fast = CBOOK != NULL && CBOOK->decimal_type != NULL &&
+               self->decimal == (PyObject *)CBOOK->decimal_type;
+    if (fast) {
+        /* a plain text's Decimal is built directly (cheaper than the shared dict's hash,
+         * probe and store); only the connection's slot keeps it */
+        PyObject *d = CBOOK->decimal_from_ascii(s, n); /* equal to decimal(t) and exact(t) */
+        if (d != NULL) {
+            if (di >= 0) {
+                PyObject *t = text(s, n);
+                if (t == NULL) {
+                    Py_DECREF(d);
+                    return NULL;
+                }
+                Py_INCREF(d);
+                Py_XSETREF(self->dec_keys[di], t);
+                Py_XSETREF(self->dec_vals[di], d);
+            }
+            return d;
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
     }
     PyObject *t = text(s, n);
     if (t == NULL) {
@@ -638,23 +698,13 @@ to_decimal(Fast *self, const char *s, Py_ssize_t n, int cached)
             return NULL;
         }
     }
-    PyObject *d = NULL;
-    if (CBOOK != NULL && CBOOK->decimal_type != NULL &&
-        self->decimal == (PyObject *)CBOOK->decimal_type) {
-        d = CBOOK->decimal_from_ascii(s, n); /* equal to decimal(t) and exact(t) */
-        if (d == NULL && PyErr_Occurred()) {
-            Py_DECREF(t);
-            return NULL;
-        }
-    }
-    if (d == NULL) {
-        d = PyObject_CallOneArg(
-            self->exact != Py_None && n <= CACHED_TEXT_MAX && memchr(s, 'e', n) == NULL &&
-                    memchr(s, 'E', n) == NULL
-                ? self->exact
-                : self->decimal,
-            t);
-    }
+    /* not built directly: the type (through the shared cache when cached) */
+    PyObject *d = PyObject_CallOneArg(
+        self->exact != Py_None && n <= CACHED_TEXT_MAX && memchr(s, 'e', n) == NULL &&
+                memchr(s, 'E', n) == NULL
+            ? self->exact
+            : self->decimal,
+        t);
     if (d != NULL && cached) {
         if (PyDict_GET_SIZE(self->cache) >= self->capacity) {
             PyDict_Clear(self->cache);
@@ -790,14 +840,12 @@ ticker_item(Fast *self, Cur *c, PyObject *receive_time)
                 have_ts = done = 1;
             }
             else {
-                for (int i = 0; i < T_NFIELDS; i++) {
-                    if (kn == TICKER_KEY_LENS[i] && memcmp(k, TICKER_KEYS[i], kn) == 0) {
-                        if (!str_raw(c, &fs[i], &fn[i])) {
-                            return NULL;
-                        }
-                        done = 1;
-                        break;
+                int i = ticker_field(k, kn);
+                if (i >= 0) {
+                    if (!str_raw(c, &fs[i], &fn[i])) {
+                        return NULL;
                     }
+                    done = 1;
                 }
             }
             if (!done && !skip_value(c, 0)) {
