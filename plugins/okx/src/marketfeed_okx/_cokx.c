@@ -1278,9 +1278,26 @@ book_item(Fast *self, Cur *c, int lazy)
     if (asks == NULL && (asks = PyList_New(0)) == NULL) {
         goto done;
     }
-    result = Py_BuildValue("(NOONNNN)", ms_datetime(ts), bids, asks, opt_long(have_ck, ck),
-                           opt_long(have_seq, seq), opt_long(have_prev, prev),
-                           text_cached(self, inst, inst_n));
+    /* (event_time, bids, asks, checksum, seq_id, prev_seq_id, inst_id), without parsing
+     * a format string as Py_BuildValue would */
+    PyObject *vals[7] = {ms_datetime(ts), Py_NewRef(bids), Py_NewRef(asks),
+                         opt_long(have_ck, ck), opt_long(have_seq, seq),
+                         opt_long(have_prev, prev), text_cached(self, inst, inst_n)};
+    result = PyTuple_New(7);
+    for (int i = 0; i < 7; i++) {
+        if (vals[i] == NULL || result == NULL) {
+            Py_CLEAR(result);
+            for (int j = 0; j < 7; j++) {
+                Py_XDECREF(vals[j]);
+            }
+            break;
+        }
+    }
+    if (result != NULL) {
+        for (int i = 0; i < 7; i++) {
+            PyTuple_SET_ITEM(result, i, vals[i]);
+        }
+    }
     if (result != NULL && lazy) {
         self->lazy = 1;
     }
