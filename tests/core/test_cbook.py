@@ -987,3 +987,38 @@ def test_checksum_from_level_fragments_equals_zlib() -> None:
     book.apply_snapshot([("2", "\uff11"), ("1", "1")], [("3", "1")])  # fullwidth digit one
     assert book._bids.python is None  # loaded through Python, back in the C array
     assert book.crc32_pairs(2) == want(book, 2, ":")
+
+
+@pytest.mark.parametrize(
+    "levels",
+    [
+        [("3", "1"), ("2.5", "0.1"), ("1", "2")],  # plain, sorted best first: read as text
+        [],
+        [("1", "1"), ("3", "2")],  # not sorted: through the str path
+        [("3", "1"), ("3", "2")],  # a repeated price
+        [("3", "0"), ("2", "1")],  # a zero size
+        [("3", "+1")],  # a signed size
+        [("3e0", "1")],  # an exponent
+        [("3", "\u0661")],  # a non-ASCII digit
+        [("3", "abc")],  # malformed
+    ],
+)
+@pytest.mark.parametrize("neg", [True, False])
+def test_raw_levels_load_as_their_strings_do(levels: list[tuple[str, str]], neg: bool) -> None:
+    """A snapshot's levels as ``RawLevels`` (raw text in a frame, what marketfeed-okx's C
+    parser passes) load exactly as the same levels as str tuples do, errors included, and
+    read as those tuples from Python."""
+    raw = cbook.raw_levels_bytes(None, [(p.encode(), z.encode()) for p, z in levels])
+    assert len(raw) == len(levels) and list(raw) == levels
+    if levels:
+        assert raw[-1] == levels[-1] and raw[1:] == levels[1:] and raw[::-1] == levels[::-1]
+    with pytest.raises(IndexError):
+        raw[len(levels)]
+    with pytest.raises(TypeError):
+        raw["0"]
+    c_side = cbook.Side(neg)
+    py_side = _book._Side(neg)
+    got = outcome(c_side.load, raw)
+    assert got == outcome(py_side.load, levels)
+    assert state(c_side) == state(py_side)
+    assert outcome(_book._Side(neg).load, raw) == got  # the pure-Python side reads it too

@@ -194,17 +194,20 @@ def test_crc32_checksum_deeper_than_the_watched_top_goes_through_python() -> Non
 def feed_raw(engine: BookEngine, msgs: Any) -> list[Any]:
     """As ``feed``, with every update through ``engine_delta_bytes`` (the capsule's
     ``engine_delta_raw``: levels as raw text) and, where it hands back (``None``), through
-    ``engine.delta`` as a plugin's C path does."""
+    ``engine.delta`` as a plugin's C path does; snapshots with their levels as
+    ``RawLevels`` (the capsule's ``raw_levels``)."""
     out: list[Any] = []
     for m in msgs:
-        if m.action == "snapshot":
-            common = {"event_time": m.ts, "receive_time": m.t, "sequence": m.seq}
-            out.append(
-                engine.snapshot(m.inst, m.inst, m.bids, m.asks, checksum=m.checksum, **common)
-            )
-            continue
         bids = [(lv[0].encode(), lv[1].encode()) for lv in m.bids]
         asks = [(lv[0].encode(), lv[1].encode()) for lv in m.asks]
+        if m.action == "snapshot":  # as RawLevels, which the sides load from the text
+            raw_bids = cbook.raw_levels_bytes(None, bids)
+            raw_asks = cbook.raw_levels_bytes(None, asks)
+            common = {"event_time": m.ts, "receive_time": m.t, "sequence": m.seq}
+            out.append(
+                engine.snapshot(m.inst, m.inst, raw_bids, raw_asks, checksum=m.checksum, **common)
+            )
+            continue
         args = (m.ts, m.t, m.seq, m.prev, m.checksum)
         events = cbook.engine_delta_bytes(engine, m.inst, m.inst, bids, asks, *args)
         if events is None:

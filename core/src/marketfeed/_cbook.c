@@ -766,10 +766,190 @@ PyDoc_STRVAR(Side_load_doc,
 "Replace the side with snapshot levels, as ``_Side.load`` (any order; a repeated price\n"
 "keeps its last size, zero sizes are skipped). Raises BookIntegrityError (malformed).");
 
+/* ------------------------------------------------------------------ RawLevels */
+
+/* Levels as raw text in a frame, for a snapshot: a read-only sequence of (price, size) str
+ * tuples (made on access) that keeps the frame alive, so it is safe wherever it goes, and
+ * that Side.load reads straight from the text (strings made only for the levels kept, no
+ * tuple per level). Venue plugins' C parsers make them through the capsule (raw_levels). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *owner; /* the object whose buffer the texts point into (the frame) */
+    Py_ssize_t n;
+    raw_level *v;
+} RawLevelsObject;
+
+static PyTypeObject RawLevelsType;
+
+static PyObject *
+raw_levels_new(PyObject *owner, const raw_level *v, Py_ssize_t n)
+{
+    RawLevelsObject *r = PyObject_New(RawLevelsObject, &RawLevelsType);
+    if (r == NULL) {
+        return NULL;
+    }
+    r->v = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(raw_level));
+    if (r->v == NULL) {
+        r->owner = NULL;
+        r->n = 0;
+        Py_DECREF(r);
+        return PyErr_NoMemory();
+    }
+    if (n) {
+        memcpy(r->v, v, (size_t)n * sizeof(raw_level));
+    }
+    r->n = n;
+    r->owner = Py_NewRef(owner);
+    return (PyObject *)r;
+}
+
+static void
+RawLevels_dealloc(RawLevelsObject *r)
+{
+    Py_XDECREF(r->owner);
+    PyMem_Free(r->v);
+    PyObject_Free(r);
+}
+
+static Py_ssize_t
+RawLevels_len(RawLevelsObject *r)
+{
+    return r->n;
+}
+
+static PyObject *
+RawLevels_item(RawLevelsObject *r, Py_ssize_t i)
+{
+    if (i < 0 || i >= r->n) {
+        PyErr_SetString(PyExc_IndexError, "level index out of range");
+        return NULL;
+    }
+    PyObject *px = PyUnicode_DecodeUTF8(r->v[i].px, r->v[i].pxn, NULL);
+    PyObject *sz = px == NULL ? NULL : PyUnicode_DecodeUTF8(r->v[i].sz, r->v[i].szn, NULL);
+    PyObject *t = sz == NULL ? NULL : PyTuple_Pack(2, px, sz);
+    Py_XDECREF(px);
+    Py_XDECREF(sz);
+    return t;
+}
+
+static PyObject *raw_to_list(const raw_level *lv, Py_ssize_t count);
+
+static PyObject *
+RawLevels_subscript(RawLevelsObject *r, PyObject *key)
+{
+    if (PyIndex_Check(key)) {
+        Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+        if (i == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        return RawLevels_item(r, i < 0 ? i + r->n : i);
+    }
+    if (PySlice_Check(key)) {
+        PyObject *all = raw_to_list(r->v, r->n);
+        if (all == NULL) {
+            return NULL;
+        }
+        PyObject *part = PyObject_GetItem(all, key); /* list slicing, steps included */
+        Py_DECREF(all);
+        return part;
+    }
+    PyErr_Format(PyExc_TypeError, "level indices must be integers or slices, not %.200s",
+                 Py_TYPE(key)->tp_name);
+    return NULL;
+}
+
+static PyObject *
+RawLevels_repr(RawLevelsObject *r)
+{
+    PyObject *all = raw_to_list(r->v, r->n);
+    if (all == NULL) {
+        return NULL;
+    }
+    PyObject *out = PyUnicode_FromFormat("RawLevels(%R)", all);
+    Py_DECREF(all);
+    return out;
+}
+
+static PySequenceMethods RawLevels_as_sequence = {
+    .sq_length = (lenfunc)RawLevels_len,
+    .sq_item = (ssizeargfunc)RawLevels_item,
+};
+
+static PyMappingMethods RawLevels_as_mapping = {
+    .mp_length = (lenfunc)RawLevels_len,
+    .mp_subscript = (binaryfunc)RawLevels_subscript,
+};
+
+static PyTypeObject RawLevelsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "marketfeed._cbook.RawLevels",
+    .tp_basicsize = sizeof(RawLevelsObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_SEQUENCE,
+    .tp_doc = "Book levels as raw text in a frame: a read-only sequence of (price, size) str\n"
+              "tuples, made on access (from a venue plugin's C parser; see _cbook.c).",
+    .tp_dealloc = (destructor)RawLevels_dealloc,
+    .tp_repr = (reprfunc)RawLevels_repr,
+    .tp_as_sequence = &RawLevels_as_sequence,
+    .tp_as_mapping = &RawLevels_as_mapping,
+};
+
+/* Side.load's fast path for RawLevels: 1 loaded, 0 not taken (the side left empty), -1
+ * error. Plain texts, sizes > 0, prices strictly sorted best first. */
+static int
+side_load_raw(SideObject *s, RawLevelsObject *r)
+{
+    Py_ssize_t count = r->n;
+    if (side_room(s, count, 16) < 0) {
+        return -1;
+    }
+    Level *b = LV(s);
+    for (Py_ssize_t n = 0; n < count; n++) {
+        const raw_level *l = r->v + n;
+        double f;
+        if (parse_price_ascii(l->px, l->pxn, &f) < 0 || !plain_text(l->sz, l->szn) ||
+            size_zero_ascii(l->sz, l->szn) != 0) {
+            side_clear_levels(s);
+            return 0;
+        }
+        f = s->neg ? -f : f;
+        if (n && !(b[n - 1].key < f)) {
+            side_clear_levels(s);
+            return 0;
+        }
+        PyObject *px = ascii_str(l->px, l->pxn);
+        PyObject *sz = px == NULL ? NULL : ascii_str(l->sz, l->szn);
+        if (sz == NULL) {
+            Py_XDECREF(px);
+            side_clear_levels(s);
+            return -1;
+        }
+        b[n].key = f;
+        b[n].px = px;
+        b[n].sz = sz;
+        b[n].flen = 0;
+        s->len = n + 1;
+    }
+    return 1;
+}
+
 static PyObject *
 Side_load(SideObject *s, PyObject *levels)
 {
     side_clear_levels(s);
+    if (Py_IS_TYPE(levels, &RawLevelsType)) {
+        int rc = side_load_raw(s, (RawLevelsObject *)levels);
+        if (rc != 0) {
+            return rc < 0 ? NULL : Py_NewRef(Py_None);
+        }
+        /* anything else: as (price, size) str tuples, through the paths below */
+        PyObject *list = raw_to_list(((RawLevelsObject *)levels)->v, ((RawLevelsObject *)levels)->n);
+        if (list == NULL) {
+            return NULL;
+        }
+        PyObject *out = Side_load(s, list);
+        Py_DECREF(list);
+        return out;
+    }
     if (PyList_CheckExact(levels) || PyTuple_CheckExact(levels)) {
         /* fast path: plain levels, sizes > 0, strictly sorted best first */
         Py_ssize_t count = PySequence_Fast_GET_SIZE(levels);
@@ -2118,7 +2298,7 @@ decimal_from_ascii(const char *s, Py_ssize_t n)
 
 /* Layout shared with _cokx.c and _cupbit.c (keep in step; fields are only ever appended):
  * version 1: decimal_type, decimal_from_ascii; version 2: engine_delta; version 3:
- * engine_delta_raw. */
+ * engine_delta_raw; version 4: raw_levels. */
 typedef struct {
     int version;
     PyTypeObject *decimal_type; /* the Decimal type decimal_from_ascii builds (or NULL) */
@@ -2132,6 +2312,9 @@ typedef struct {
      * at most one '.', after which the caller decodes the levels and calls engine_delta */
     PyObject *(*engine_delta_raw)(PyObject *const *args, const raw_level *bids, Py_ssize_t nb,
                                   const raw_level *asks, Py_ssize_t na);
+    /* version 4: a RawLevels of v[:n] (copied) keeping `owner` (the frame holding the
+     * texts) alive: pass it as a snapshot's levels; Side.load reads the text itself */
+    PyObject *(*raw_levels)(PyObject *owner, const raw_level *v, Py_ssize_t n);
 } cbook_api;
 
 static cbook_api c_api;
@@ -2719,6 +2902,30 @@ bytes_levels(PyObject *list, Py_ssize_t *count)
     return out;
 }
 
+PyDoc_STRVAR(raw_levels_bytes_doc,
+"raw_levels_bytes(frame, levels, /) -> RawLevels\n\n"
+"The capsule's ``raw_levels``: a ``RawLevels`` over ``levels`` (a list of ``(price, size)``\n"
+"bytes, which it keeps alive; ``frame`` is not used), for tests.");
+
+static PyObject *
+raw_levels_bytes(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "raw_levels_bytes() takes 2 arguments");
+        return NULL;
+    }
+    Py_ssize_t n;
+    raw_level *v = bytes_levels(args[1], &n);
+    if (v == NULL) {
+        return NULL;
+    }
+    PyObject *owner = PySequence_Tuple(args[1]); /* its (bytes, bytes) tuples hold the texts */
+    PyObject *r = owner == NULL ? NULL : raw_levels_new(owner, v, n);
+    Py_XDECREF(owner);
+    PyMem_Free(v);
+    return r;
+}
+
 PyDoc_STRVAR(engine_delta_bytes_doc,
 "engine_delta_bytes(engine, native_symbol, symbol, bids, asks, event_time, receive_time,\n"
 "                   sequence, prev_sequence, checksum, /) -> list[Event] | None\n\n"
@@ -2790,6 +2997,8 @@ static PyMethodDef methods[] = {
      engine_delta_doc},
     {"engine_delta_bytes", (PyCFunction)(void (*)(void))engine_delta_bytes, METH_FASTCALL,
      engine_delta_bytes_doc},
+    {"raw_levels_bytes", (PyCFunction)(void (*)(void))raw_levels_bytes, METH_FASTCALL,
+     raw_levels_bytes_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2839,7 +3048,7 @@ PyInit__cbook(void)
             return NULL;
         }
     }
-    if (PyType_Ready(&SideType) < 0) {
+    if (PyType_Ready(&SideType) < 0 || PyType_Ready(&RawLevelsType) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);
@@ -2850,11 +3059,12 @@ PyInit__cbook(void)
         Py_DECREF(m);
         return NULL;
     }
-    c_api.version = 3;
+    c_api.version = 4;
     c_api.decimal_type = fast_type;
     c_api.decimal_from_ascii = decimal_from_ascii;
     c_api.engine_delta = engine_delta_impl;
     c_api.engine_delta_raw = engine_delta_raw;
+    c_api.raw_levels = raw_levels_new;
     PyObject *capsule = PyCapsule_New(&c_api, "marketfeed._cbook._C_API", NULL);
     if (capsule == NULL || PyModule_AddObject(m, "_C_API", capsule) < 0) {
         Py_XDECREF(capsule);

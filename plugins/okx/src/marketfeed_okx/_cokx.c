@@ -392,6 +392,7 @@ typedef struct {
         Py_ssize_t n, cap;
     } raw[2]; /* bids, asks */
     int lazy;
+    PyObject *frame; /* the frame being read (borrowed, during a call only) */
 } Fast;
 
 /* The members that can reach back to the normaliser (its bound methods and dicts), so
@@ -628,6 +629,9 @@ typedef struct {
      * None (nothing changed) also for a text that is not plain: then decode and go on */
     PyObject *(*engine_delta_raw)(PyObject *const *args, const struct raw_level *bids,
                                   Py_ssize_t nb, const struct raw_level *asks, Py_ssize_t na);
+    /* version >= 4: a sequence of (price, size) over raw texts, keeping `owner` alive,
+     * that the core's book sides load from the text itself (for snapshots) */
+    PyObject *(*raw_levels)(PyObject *owner, const struct raw_level *v, Py_ssize_t n);
 } cbook_api;
 
 static const cbook_api *CBOOK;
@@ -1633,6 +1637,28 @@ book_direct(Fast *self, PyObject *parsed, PyObject *receive_time, PyObject **res
         }
         Py_CLEAR(*result); /* not its case, nothing changed: as str levels below */
     }
+    if (!update && self->lazy && CBOOK != NULL && CBOOK->version >= 4) {
+        /* a snapshot: its levels as RawLevels over the frame (no str or tuple per level
+         * here; the book's sides read the text) */
+        PyObject *rb = CBOOK->raw_levels(self->frame, self->raw[0].v, self->raw[0].n);
+        PyObject *ra = rb == NULL ? NULL : CBOOK->raw_levels(self->frame, self->raw[1].v,
+                                                             self->raw[1].n);
+        self->lazy = 0;
+        if (ra == NULL) {
+            Py_XDECREF(rb);
+            *result = NULL;
+        }
+        else {
+            PyObject *call[9] = {engine, inst, symbol, rb, ra, event_time, receive_time, seq,
+                                 checksum};
+            *result = PyObject_VectorcallMethod(self->s_snap_m, call, 5, self->snapshot_kw);
+            Py_DECREF(rb);
+            Py_DECREF(ra);
+        }
+        Py_DECREF(engine);
+        Py_DECREF(symbol);
+        return 1;
+    }
     if (materialise_item(self, item) < 0) {
         *result = NULL;
         Py_DECREF(engine);
@@ -1678,6 +1704,7 @@ Fast_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kw
         PyErr_SetString(PyExc_TypeError, "Fast(frame, receive_time) takes 2 arguments");
         return NULL;
     }
+    self->frame = args[0];
     PyObject *out = parse(self, args[0], args[1]);
     if (out == NULL) {
         return NULL;
