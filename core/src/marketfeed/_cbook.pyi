@@ -89,6 +89,34 @@ def engine_delta(
     due: the same events (or resync pair); ``None`` when nothing was changed and Python does it
     all (also while ``marketfeed._book._c`` is ``None``)."""
 
+class RawLevels:
+    """Book levels as raw text in a frame (from a venue plugin's C parser, through the
+    capsule): a read-only sequence of ``(price, size)`` str tuples made on access, which
+    keeps the frame alive; :meth:`Side.load` reads it straight from the text."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, key: int | slice, /) -> Any: ...
+
+def raw_levels_bytes(frame: object, levels: list[tuple[bytes, bytes]], /) -> RawLevels:
+    """The capsule's ``raw_levels`` over a list of ``(price, size)`` bytes (for tests)."""
+
+def engine_delta_bytes(
+    engine: Any,
+    native_symbol: str,
+    symbol: str,
+    bids: list[tuple[bytes, bytes]],
+    asks: list[tuple[bytes, bytes]],
+    event_time: Any,
+    receive_time: Any,
+    sequence: int | None,
+    prev_sequence: int | None,
+    checksum: int | None,
+    /,
+) -> list[Any] | None:
+    """The capsule's ``engine_delta_raw`` (levels as raw text) for levels given as bytes:
+    ``engine_delta``'s events, or ``None`` when nothing changed and the caller must decode
+    the levels and go on (for tests)."""
+
 def crc32_sides(bids: Any, asks: Any, n: int, sep: str, /) -> int | None:
     """:func:`crc32_pairs` over two :class:`Side` objects with their levels in the C
     array; ``None`` for any other sides."""
