@@ -2562,13 +2562,15 @@ decimal_columns(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nar
 
 enum { E_SLOTS, E_VENUE, E_COUNT };
 static const char *const ENGINE_SLOTS[E_COUNT] = {"_slots", "venue"};
-enum { T_BOOK, T_EMIT_DELTA, T_EMIT_TOP, T_FAILED, T_NEXT_TOP, T_COUNT };
-static const char *const ESLOT_SLOTS[T_COUNT] = {"book", "emit_delta", "emit_top", "failed",
-                                                 "next_top"};
+enum { T_BOOK, T_EMIT_DELTA, T_EMIT_TOP, T_FAILED, T_NEXT_TOP, T_TOP_DEPTH, T_TOP_INTERVAL,
+       T_COUNT };
+static const char *const ESLOT_SLOTS[T_COUNT] = {"book",     "emit_delta", "emit_top",
+                                                 "failed",   "next_top",   "top_depth",
+                                                 "top_interval"};
 static PyTypeObject *engine_type, *eslot_type;
 static Py_ssize_t engine_off[E_COUNT], eslot_off[T_COUNT];
 static PyObject *delta_type, *delta_kw, *dec_cache, *dec_type, *dec_capacity, *bad_data;
-static PyObject *S_FAIL, *S_FINISH, *S_C, *EMPTY_TUPLE;
+static PyObject *S_FAIL, *S_FINISH, *S_C, *S_TO_SNAPSHOT, *EMPTY_TUPLE;
 static PyObject *book_globals; /* marketfeed._book's globals(): off while its _c is None */
 
 static const char *const DELTA_KW[] = {"venue", "symbol", "native_symbol", "event_time",
@@ -2602,9 +2604,11 @@ register_engine(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nar
         S_FAIL = PyUnicode_InternFromString("_fail");
         S_FINISH = PyUnicode_InternFromString("_finish_delta");
         S_C = PyUnicode_InternFromString("_c");
+        S_TO_SNAPSHOT = PyUnicode_InternFromString("to_snapshot");
         EMPTY_TUPLE = PyTuple_New(0);
         delta_kw = PyTuple_New(DELTA_NKW);
-        if (S_FAIL == NULL || S_FINISH == NULL || S_C == NULL || EMPTY_TUPLE == NULL || delta_kw == NULL) {
+        if (S_FAIL == NULL || S_FINISH == NULL || S_C == NULL || S_TO_SNAPSHOT == NULL ||
+            EMPTY_TUPLE == NULL || delta_kw == NULL) {
             return NULL;
         }
         for (int i = 0; i < DELTA_NKW; i++) {
@@ -2743,12 +2747,12 @@ engine_delta_core(PyObject *const *a, const raw_level *raw_b, Py_ssize_t nb,
         !PyBool_Check(emit_delta) || !Py_IS_TYPE(book, book_type)) {
         Py_RETURN_NONE; /* dropping (or odd slots): Python's */
     }
+    int due = 0;
     if (emit_top == Py_True) {
-        /* a top snapshot due after this update: Python's (it builds the snapshot); the
-         * comparison first, so a failing one hands back before anything changed */
-        int due = PyObject_RichCompareBool(receive_time, SLOT(slot, eslot_off[T_NEXT_TOP]),
-                                           Py_GE);
-        if (due != 0) {
+        /* whether a top snapshot is due after this update (the comparison first, so a
+         * failing one hands back before anything changed) */
+        due = PyObject_RichCompareBool(receive_time, SLOT(slot, eslot_off[T_NEXT_TOP]), Py_GE);
+        if (due < 0) {
             PyErr_Clear();
             Py_RETURN_NONE;
         }
@@ -2805,48 +2809,67 @@ engine_delta_core(PyObject *const *a, const raw_level *raw_b, Py_ssize_t nb,
         nb = PySequence_Fast_GET_SIZE(bids);
         na = PySequence_Fast_GET_SIZE(asks);
     }
-    if ((nb == 0 && na == 0) || emit_delta == Py_False) {
-        result = PyList_New(0); /* a keep-alive, or top snapshots only (none due): no event */
-        goto done;
-    }
-    if (raw) {
-        /* built above */
-    }
-    else if (nb) {
-        PyObject *dargs[4] = {bids, dec_cache, dec_type, dec_capacity};
-        if ((bl = decimal_levels(NULL, dargs, 4)) == NULL) {
-            goto failed;
-        }
-    }
-    else {
-        bl = Py_NewRef(EMPTY_TUPLE);
-    }
-    if (raw) {
-        /* built above */
-    }
-    else if (na) {
-        PyObject *dargs[4] = {asks, dec_cache, dec_type, dec_capacity};
-        if ((al = decimal_levels(NULL, dargs, 4)) == NULL) {
-            goto failed;
-        }
-    }
-    else {
-        al = Py_NewRef(EMPTY_TUPLE);
-    }
-    PyObject *vals[DELTA_NKW] = {venue, SLOT(book, book_off[B_SYMBOL]), native, event_time,
-                                 receive_time, bl, al, sequence, prev_sequence, checksum, r};
-    PyObject *ev = PyObject_Vectorcall(delta_type, vals, 0, delta_kw);
-    if (ev == NULL) {
-        goto failed;
-    }
-    result = PyList_New(1);
+    result = PyList_New(0);
     if (result == NULL) {
-        Py_DECREF(ev);
         goto done;
     }
-    PyList_SET_ITEM(result, 0, ev);
+    if ((nb || na) && emit_delta == Py_True) { /* (a keep-alive makes no BookDelta) */
+        if (raw) {
+            /* built above */
+        }
+        else if (nb) {
+            PyObject *dargs[4] = {bids, dec_cache, dec_type, dec_capacity};
+            if ((bl = decimal_levels(NULL, dargs, 4)) == NULL) {
+                goto failed;
+            }
+        }
+        else {
+            bl = Py_NewRef(EMPTY_TUPLE);
+        }
+        if (raw) {
+            /* built above */
+        }
+        else if (na) {
+            PyObject *dargs[4] = {asks, dec_cache, dec_type, dec_capacity};
+            if ((al = decimal_levels(NULL, dargs, 4)) == NULL) {
+                goto failed;
+            }
+        }
+        else {
+            al = Py_NewRef(EMPTY_TUPLE);
+        }
+        PyObject *vals[DELTA_NKW] = {venue, SLOT(book, book_off[B_SYMBOL]), native, event_time,
+                                     receive_time, bl, al, sequence, prev_sequence, checksum, r};
+        PyObject *ev = PyObject_Vectorcall(delta_type, vals, 0, delta_kw);
+        if (ev == NULL) {
+            goto failed;
+        }
+        int rc = PyList_Append(result, ev);
+        Py_DECREF(ev);
+        if (rc < 0) {
+            goto failed;
+        }
+    }
+    if (due) { /* slot.next_top = receive_time + slot.top_interval; book.to_snapshot(...) */
+        PyObject *next = PyNumber_Add(receive_time, SLOT(slot, eslot_off[T_TOP_INTERVAL]));
+        if (next == NULL) {
+            goto failed;
+        }
+        Py_XSETREF(SLOT(slot, eslot_off[T_NEXT_TOP]), next);
+        PyObject *call[4] = {book, SLOT(slot, eslot_off[T_TOP_DEPTH]), event_time, receive_time};
+        PyObject *snap = PyObject_VectorcallMethod(S_TO_SNAPSHOT, call, 4, NULL);
+        if (snap == NULL) {
+            goto failed;
+        }
+        int rc = PyList_Append(result, snap);
+        Py_DECREF(snap);
+        if (rc < 0) {
+            goto failed;
+        }
+    }
     goto done;
 failed:
+    Py_CLEAR(result); /* what was built is not returned: the resync events are */
     result = engine_fail(engine, slot, receive_time);
 done:
     Py_XDECREF(r);
