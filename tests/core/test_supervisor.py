@@ -367,8 +367,17 @@ async def test_spill_overflow_keeps_memory_bounded_and_order(tmp_path: Path) -> 
                 spill_dir=str(tmp_path / "spill"),
             )
         )
-        raw["sinks"][0]["options"] = {"delay": 0.005}
+        # the sink takes nothing until every frame was read: the queue must overflow to disk
+        gate = MemorySink.hold("spill")
         async with Supervisor(parse_config(raw), plugins=[MemorySink()]) as sup:
+            with anyio.fail_after(30):
+                while not sup.status().connections or sup.status().connections[0].frames < len(
+                    FRAMES
+                ):
+                    assert sup.status().sinks[0].queue_depth <= queue_size
+                    await anyio.sleep(0.01)
+            assert sup.status().sinks[0].spilled > 0  # waiting on disk while the sink is held
+            gate.set()
             with anyio.fail_after(30):
                 while market_events("spill") < TOTAL:
                     st = sup.status()

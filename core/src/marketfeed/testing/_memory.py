@@ -29,6 +29,9 @@ class _MemoryHandle:
         self.failures = 0
 
     async def persist(self, batch: Sequence[Event]) -> PersistResult:
+        gate = MemorySink.holds.get(self.name)
+        if gate is not None:
+            await gate.wait()
         if self.delay > 0:
             await anyio.sleep(self.delay)
         if self.failures < self.fail_times:
@@ -72,6 +75,21 @@ class MemorySink:
     """Store name -> events persisted, in order."""
     batches: ClassVar[dict[str, list[int]]] = {}
     """Store name -> size of every batch received (rejected events included)."""
+    holds: ClassVar[dict[str, anyio.Event]] = {}
+    """Store name -> the event its batches wait for (see :meth:`hold`)."""
+
+    @classmethod
+    def hold(cls, name: str) -> anyio.Event:
+        """Make store ``name`` wait, before persisting each batch, until the returned event
+        is set: a sink that takes nothing for as long as a test needs (to fill a queue
+        without depending on timing). Call it inside the running event loop.
+
+        Returns:
+            The ``anyio.Event`` to set; :meth:`clear` forgets it.
+        """
+        gate = anyio.Event()
+        cls.holds[name] = gate
+        return gate
 
     @classmethod
     def clear(cls, name: str | None = None) -> None:
@@ -79,9 +97,11 @@ class MemorySink:
         if name is None:
             cls.stores.clear()
             cls.batches.clear()
+            cls.holds.clear()
         else:
             cls.stores.pop(name, None)
             cls.batches.pop(name, None)
+            cls.holds.pop(name, None)
 
     @classmethod
     def events(cls, name: str) -> list[Event]:
