@@ -906,6 +906,21 @@ class L2Book:
     def _check_crossed(self) -> None:
         b = self._bids
         a = self._asks
+        if b.__class__ is _Side and a.__class__ is _Side:  # pure Python: read the lists
+            bk = b.keys
+            ak = a.keys
+            if (
+                bk
+                and ak
+                and (b.exact or a.exact or -bk[0] >= ak[0])
+                and Decimal(b.pxs[0]) >= Decimal(a.pxs[0])
+            ):
+                raise self._fail(
+                    BookIntegrityError(
+                        f"crossed: best bid {b.pxs[0]} >= best ask {a.pxs[0]}", "crossed"
+                    )
+                )
+            return
         hb = b.head()
         ha = a.head()
         # Float keys may only tie where decimals differ: confirm a cross with decimals.
