@@ -22,13 +22,11 @@ if cbook is None:
     )
 
 
-@pytest.mark.parametrize("emit", ["delta", "top", "both"])
-@pytest.mark.parametrize("name", CAPTURES)
-def test_c_engine_gives_pythons_events_with_faults(name: str, emit: str) -> None:
-    """``BookEngine.delta`` through the C speedups (``_cbook.engine_delta``, and
-    ``Crc32Checksum`` computed in C) returns exactly the pure-Python engine's events on a
-    real capture with faults injected into its busiest instrument: a changed size, a
-    resubscribe snapshot, then a dropped update; the stats end equal too."""
+def with_faults(name: str) -> tuple[list[Any], list[int]]:
+    """A capture's book messages with faults injected into its busiest instrument: a
+    changed size (update 10), a resubscribe snapshot (before update 15), then a dropped
+    update (30). Returns the messages and the original positions of that instrument's
+    updates."""
     clean = load(name)
     inst = Counter(m.inst for m in clean if m.action == "update").most_common(1)[0][0]
     ups = [p for p, m in enumerate(clean) if m.inst == inst and m.action == "update"]
@@ -40,6 +38,17 @@ def test_c_engine_gives_pythons_events_with_faults(name: str, emit: str) -> None
     msgs[ups[10]] = replace(bad, bids=bumped) if bad.bids else replace(bad, asks=bumped)
     msgs.insert(ups[15], replace(snap, t=clean[ups[15]].t, ts=clean[ups[15]].ts))
     del msgs[ups[30] + 1]
+    return msgs, ups
+
+
+@pytest.mark.parametrize("emit", ["delta", "top", "both"])
+@pytest.mark.parametrize("name", CAPTURES)
+def test_c_engine_gives_pythons_events_with_faults(name: str, emit: str) -> None:
+    """``BookEngine.delta`` through the C speedups (``_cbook.engine_delta``, and
+    ``Crc32Checksum`` computed in C) returns exactly the pure-Python engine's events on a
+    real capture with faults injected into its busiest instrument: a changed size, a
+    resubscribe snapshot, then a dropped update; the stats end equal too."""
+    msgs, _ = with_faults(name)
 
     def run(c: Any) -> str:
         saved = _book._c
@@ -270,17 +279,7 @@ def test_raw_levels_give_the_same_events(name: str, emit: str) -> None:
     faults injected (a changed size, a resubscribe snapshot, a dropped update) and with
     texts the raw path does not take (an exponent, a signed size, a price spelled
     differently from the stored one)."""
-    clean = load(name)
-    inst = Counter(m.inst for m in clean if m.action == "update").most_common(1)[0][0]
-    ups = [p for p, m in enumerate(clean) if m.inst == inst and m.action == "update"]
-    snap = next(m for m in clean if m.inst == inst and m.action == "snapshot")
-    msgs = list(clean)
-    bad = msgs[ups[10]]
-    levels = bad.bids or bad.asks
-    bumped = [[levels[0][0], str(Decimal(levels[0][1]) + 1), *levels[0][2:]], *levels[1:]]
-    msgs[ups[10]] = replace(bad, bids=bumped) if bad.bids else replace(bad, asks=bumped)
-    msgs.insert(ups[15], replace(snap, t=clean[ups[15]].t, ts=clean[ups[15]].ts))
-    del msgs[ups[30] + 1]
+    msgs, ups = with_faults(name)
     odd = msgs[ups[40]]
     msgs.insert(ups[40], replace(odd, bids=[*RAW_ODDITIES, *odd.bids], checksum=None))
     spelled = msgs[ups[50]]

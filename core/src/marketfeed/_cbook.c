@@ -290,17 +290,6 @@ side_bisect(const SideObject *s, double key)
     return lo;
 }
 
-/* Whether two compact ASCII strs hold the same text. */
-static inline int
-same_ascii(PyObject *a, PyObject *b)
-{
-    if (a == b) {
-        return 1;
-    }
-    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
-    return n == PyUnicode_GET_LENGTH(b) && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), n) == 0;
-}
-
 /* Whether two plain decimal texts (ASCII digits, at most one '.', at least one digit: what
  * parse_price accepts) are the same number, as Decimal(a) == Decimal(b). */
 static int
@@ -334,88 +323,6 @@ plain_same_number(const char *a, Py_ssize_t an, const char *b, Py_ssize_t bn)
     }
     return dot[0] == dot[1] && hi[0] - lo[0] == hi[1] - lo[1] &&
            memcmp(lo[0], lo[1], (size_t)(hi[0] - lo[0])) == 0;
-}
-
-/* Apply delta levels[n0:] to a side in array mode. Returns 0: all applied; 1: levels up to
- * *n_out applied, the rest is Python's (nothing of level *n_out changed); -1: error.
- * *dirty: whether an operation landed in the top `watch` levels. */
-static int
-side_apply_levels(SideObject *s, PyObject *levels, Py_ssize_t watch, Py_ssize_t *n_out,
-                  int *dirty_out)
-{
-    int dirty = 0;
-    Py_ssize_t n = 0;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(levels);
-    PyObject **items = PySequence_Fast_ITEMS(levels);
-    int neg = s->neg;
-    for (; n < count; n++) {
-        PyObject *lv = items[n];
-        if (!(PyList_CheckExact(lv) || PyTuple_CheckExact(lv)) ||
-            PySequence_Fast_GET_SIZE(lv) < 2) {
-            goto handback;
-        }
-        PyObject *px = PySequence_Fast_GET_ITEM(lv, 0);
-        PyObject *sz = PySequence_Fast_GET_ITEM(lv, 1);
-        int zero = size_is_zero(sz);
-        double f;
-        if (zero < 0 || parse_price(px, &f) < 0) {
-            goto handback;
-        }
-        if (neg) {
-            f = -f;
-        }
-        Py_ssize_t i = side_bisect(s, f);
-        Level *b = LV(s);
-        if (i < s->len && b[i].key == f) {
-            if (!same_ascii(b[i].px, px)) {
-                if (!plain_same_number(PyUnicode_DATA(b[i].px), PyUnicode_GET_LENGTH(b[i].px),
-                                       PyUnicode_DATA(px), PyUnicode_GET_LENGTH(px))) {
-                    goto handback; /* two prices on one double: exact mode, Python's */
-                }
-                /* the same price spelled differently: the new spelling wins */
-                Py_INCREF(px);
-                Py_SETREF(b[i].px, px);
-                b[i].flen = 0;
-            }
-            if (zero) {
-                side_remove(s, i);
-            }
-            else {
-                Py_INCREF(sz);
-                Py_SETREF(b[i].sz, sz);
-                b[i].flen = 0;
-            }
-        }
-        else if (zero) {
-            continue; /* deleting a level that is not there: nothing changes */
-        }
-        else {
-            if (side_open(s, i) < 0) {
-                goto error;
-            }
-            Level *l = LV(s) + i;
-            l->key = f;
-            Py_INCREF(px);
-            l->px = px;
-            Py_INCREF(sz);
-            l->sz = sz;
-            l->flen = 0;
-        }
-        if (i < watch) {
-            dirty = 1;
-        }
-    }
-    *n_out = n;
-    *dirty_out = dirty;
-    return 0;
-handback:
-    *n_out = n;
-    *dirty_out = dirty;
-    return 1;
-error:
-    *n_out = n;
-    *dirty_out = dirty;
-    return -1;
 }
 
 /* A level as raw text (pointers into a frame the caller keeps alive): the layout of the
@@ -454,86 +361,142 @@ ascii_str(const char *s, Py_ssize_t n)
     return u;
 }
 
-/* side_apply_levels for raw levels: the same operations, with strings made only for what
- * the side keeps. A level that is not plain text (price or size) is handed back. */
-static int
-side_apply_raw(SideObject *s, const raw_level *lv, Py_ssize_t count, Py_ssize_t watch,
-               Py_ssize_t *n_out, int *dirty_out)
+/* A new reference to `obj` if given, else a str of the ASCII text s[:n]. */
+static inline PyObject *
+text_or(PyObject *obj, const char *s, Py_ssize_t n)
 {
-    int dirty = 0;
-    Py_ssize_t n = 0;
-    int neg = s->neg;
-    for (; n < count; n++) {
-        const raw_level *l = lv + n;
-        double f;
-        if (!plain_text(l->sz, l->szn) || parse_price_ascii(l->px, l->pxn, &f) < 0) {
-            goto handback;
-        }
-        int zero = size_zero_ascii(l->sz, l->szn);
-        if (neg) {
-            f = -f;
-        }
-        Py_ssize_t i = side_bisect(s, f);
-        Level *b = LV(s);
-        if (i < s->len && b[i].key == f) {
-            PyObject *stored = b[i].px;
-            const char *sd = (const char *)PyUnicode_DATA(stored);
-            Py_ssize_t sn = PyUnicode_GET_LENGTH(stored);
-            if (sn != l->pxn || memcmp(sd, l->px, (size_t)sn) != 0) {
-                if (!plain_same_number(sd, sn, l->px, l->pxn)) {
-                    goto handback; /* two prices on one double: exact mode, Python's */
-                }
-                PyObject *u = ascii_str(l->px, l->pxn); /* the new spelling wins */
-                if (u == NULL) {
-                    goto error;
-                }
-                Py_SETREF(b[i].px, u);
-                b[i].flen = 0;
+    return obj != NULL ? Py_NewRef(obj) : ascii_str(s, n);
+}
+
+/* The texts of level n: raw[n], or (raw NULL) items[n], a list or tuple of at least two
+ * exact, compact ASCII str, which are then *pxo and *szo (borrowed; NULL for raw). 0, or -1
+ * when the level is not taken here (a raw size that is not plain text, an item of another
+ * shape): Python's. */
+static inline int
+level_text(const raw_level *raw, PyObject **items, Py_ssize_t n, const char **p,
+           Py_ssize_t *pn, PyObject **pxo, const char **z, Py_ssize_t *zn, PyObject **szo)
+{
+    if (raw != NULL) {
+        *p = raw[n].px;
+        *pn = raw[n].pxn;
+        *z = raw[n].sz;
+        *zn = raw[n].szn;
+        *pxo = *szo = NULL;
+        return plain_text(*z, *zn) ? 0 : -1; /* ASCII, for the str made of it */
+    }
+    PyObject *lv = items[n];
+    if (!(PyList_CheckExact(lv) || PyTuple_CheckExact(lv)) || PySequence_Fast_GET_SIZE(lv) < 2) {
+        return -1;
+    }
+    PyObject *px = PySequence_Fast_GET_ITEM(lv, 0), *sz = PySequence_Fast_GET_ITEM(lv, 1);
+    if (!PyUnicode_CheckExact(px) || !PyUnicode_IS_COMPACT_ASCII(px) ||
+        !PyUnicode_CheckExact(sz) || !PyUnicode_IS_COMPACT_ASCII(sz)) {
+        return -1;
+    }
+    *p = (const char *)PyUnicode_DATA(px);
+    *pn = PyUnicode_GET_LENGTH(px);
+    *z = (const char *)PyUnicode_DATA(sz);
+    *zn = PyUnicode_GET_LENGTH(sz);
+    *pxo = px;
+    *szo = sz;
+    return 0;
+}
+
+/* One delta level on a side in array mode: price text p[:pn] whose key is f (negated on
+ * the bid side), a zero size or not, and the strings to keep: pxo and szo (borrowed), or
+ * where NULL new ones made from the ASCII texts p[:pn] and z[:zn]. Returns 1 applied
+ * (*at: the level's index, -1 when nothing changed), 0 not decided here (two prices on one
+ * double: Python's exact mode; nothing changed), -1 error. */
+static inline int
+side_put(SideObject *s, double f, int zero, const char *p, Py_ssize_t pn, PyObject *pxo,
+         const char *z, Py_ssize_t zn, PyObject *szo, Py_ssize_t *at)
+{
+    Py_ssize_t i = side_bisect(s, f);
+    Level *b = LV(s);
+    *at = -1;
+    if (i < s->len && b[i].key == f) {
+        PyObject *stored = b[i].px;
+        const char *sd = (const char *)PyUnicode_DATA(stored);
+        Py_ssize_t sn = PyUnicode_GET_LENGTH(stored);
+        if (stored != pxo && (sn != pn || memcmp(sd, p, (size_t)sn) != 0)) {
+            if (!plain_same_number(sd, sn, p, pn)) {
+                return 0;
             }
-            if (zero) {
-                side_remove(s, i);
+            PyObject *u = text_or(pxo, p, pn); /* the same price spelled anew: it wins */
+            if (u == NULL) {
+                return -1;
             }
-            else {
-                PyObject *u = ascii_str(l->sz, l->szn);
-                if (u == NULL) {
-                    goto error;
-                }
-                Py_SETREF(b[i].sz, u);
-                b[i].flen = 0;
-            }
+            Py_SETREF(b[i].px, u);
+            b[i].flen = 0;
         }
-        else if (zero) {
-            continue; /* deleting a level that is not there: nothing changes */
+        if (zero) {
+            side_remove(s, i);
         }
         else {
-            PyObject *px = ascii_str(l->px, l->pxn);
-            PyObject *sz = px == NULL ? NULL : ascii_str(l->sz, l->szn);
-            if (sz == NULL || side_open(s, i) < 0) {
-                Py_XDECREF(px);
-                Py_XDECREF(sz);
-                goto error;
+            PyObject *u = text_or(szo, z, zn);
+            if (u == NULL) {
+                return -1;
             }
-            Level *e = LV(s) + i;
-            e->key = f;
-            e->px = px;
-            e->sz = sz;
-            e->flen = 0;
+            Py_SETREF(b[i].sz, u);
+            b[i].flen = 0;
         }
-        if (i < watch) {
+    }
+    else if (zero) {
+        return 1; /* deleting a level that is not there: nothing changes */
+    }
+    else {
+        PyObject *px = text_or(pxo, p, pn);
+        PyObject *sz = px == NULL ? NULL : text_or(szo, z, zn);
+        if (sz == NULL || side_open(s, i) < 0) {
+            Py_XDECREF(px);
+            Py_XDECREF(sz);
+            return -1;
+        }
+        Level *e = LV(s) + i;
+        e->key = f;
+        e->px = px;
+        e->sz = sz;
+        e->flen = 0;
+    }
+    *at = i;
+    return 1;
+}
+
+/* Apply delta levels (a list or tuple) to a side in array mode. Returns 0: all applied;
+ * 1: levels before *n_out applied, the rest is Python's (nothing of level *n_out changed);
+ * -1: error. With raw (not NULL) the levels are raw[:count] and `levels` is not read:
+ * strings are made only for what the side keeps. *dirty: whether an operation landed in
+ * the top `watch` levels. Levels that are not plain text (list/tuple of two compact ASCII
+ * str; digits with at most one '.') are handed back. */
+static int
+side_apply(SideObject *s, PyObject *levels, const raw_level *raw, Py_ssize_t count,
+           Py_ssize_t watch, Py_ssize_t *n_out, int *dirty_out)
+{
+    int dirty = 0, rc = 1;
+    Py_ssize_t n = 0;
+    PyObject **items = raw == NULL ? PySequence_Fast_ITEMS(levels) : NULL;
+    for (; n < count; n++) {
+        const char *p, *z;
+        Py_ssize_t pn, zn;
+        PyObject *px, *sz;
+        int zero;
+        double f;
+        if (level_text(raw, items, n, &p, &pn, &px, &z, &zn, &sz) < 0 ||
+            (zero = size_zero_ascii(z, zn)) < 0 || parse_price_ascii(p, pn, &f) < 0) {
+            break;
+        }
+        Py_ssize_t at;
+        rc = side_put(s, s->neg ? -f : f, zero, p, pn, px, z, zn, sz, &at);
+        if (rc <= 0) {
+            break;
+        }
+        if (at >= 0 && at < watch) {
             dirty = 1;
         }
     }
     *n_out = n;
     *dirty_out = dirty;
-    return 0;
-handback:
-    *n_out = n;
-    *dirty_out = dirty;
-    return 1;
-error:
-    *n_out = n;
-    *dirty_out = dirty;
-    return -1;
+    return n == count ? 0 : (rc < 0 ? -1 : 1);
 }
 
 /* Raw levels as the list of (price, size) str tuples a decoder would give (UTF-8). */
@@ -893,21 +856,24 @@ static PyTypeObject RawLevelsType = {
     .tp_as_mapping = &RawLevels_as_mapping,
 };
 
-/* Side.load's fast path for RawLevels: 1 loaded, 0 not taken (the side left empty), -1
- * error. Plain texts, sizes > 0, prices strictly sorted best first. */
+/* Side.load's fast path: levels raw[:count], or (raw NULL) items[:count] as level_text
+ * reads them, with plain texts, sizes > 0 and prices strictly sorted best first (strings
+ * made only for raw texts). 1 loaded, 0 not taken (the side left empty), -1 error. */
 static int
-side_load_raw(SideObject *s, RawLevelsObject *r)
+side_load_fast(SideObject *s, PyObject **items, const raw_level *raw, Py_ssize_t count)
 {
-    Py_ssize_t count = r->n;
     if (side_room(s, count, 16) < 0) {
         return -1;
     }
     Level *b = LV(s);
     for (Py_ssize_t n = 0; n < count; n++) {
-        const raw_level *l = r->v + n;
+        const char *p, *z;
+        Py_ssize_t pn, zn;
+        PyObject *pxo, *szo;
         double f;
-        if (parse_price_ascii(l->px, l->pxn, &f) < 0 || !plain_text(l->sz, l->szn) ||
-            size_zero_ascii(l->sz, l->szn) != 0) {
+        if (level_text(raw, items, n, &p, &pn, &pxo, &z, &zn, &szo) < 0 ||
+            parse_price_ascii(p, pn, &f) < 0 || !plain_text(z, zn) ||
+            size_zero_ascii(z, zn) != 0) {
             side_clear_levels(s);
             return 0;
         }
@@ -916,8 +882,8 @@ side_load_raw(SideObject *s, RawLevelsObject *r)
             side_clear_levels(s);
             return 0;
         }
-        PyObject *px = ascii_str(l->px, l->pxn);
-        PyObject *sz = px == NULL ? NULL : ascii_str(l->sz, l->szn);
+        PyObject *px = text_or(pxo, p, pn);
+        PyObject *sz = px == NULL ? NULL : text_or(szo, z, zn);
         if (sz == NULL) {
             Py_XDECREF(px);
             side_clear_levels(s);
@@ -932,57 +898,41 @@ side_load_raw(SideObject *s, RawLevelsObject *r)
     return 1;
 }
 
+static PyObject *side_load_python(SideObject *s, PyObject *levels);
+
 static PyObject *
 Side_load(SideObject *s, PyObject *levels)
 {
     side_clear_levels(s);
+    PyObject *list = NULL; /* RawLevels not taken: as (price, size) str tuples */
     if (Py_IS_TYPE(levels, &RawLevelsType)) {
-        int rc = side_load_raw(s, (RawLevelsObject *)levels);
+        RawLevelsObject *r = (RawLevelsObject *)levels;
+        int rc = side_load_fast(s, NULL, r->v, r->n);
         if (rc != 0) {
             return rc < 0 ? NULL : Py_NewRef(Py_None);
         }
-        /* anything else: as (price, size) str tuples, through the paths below */
-        PyObject *list = raw_to_list(((RawLevelsObject *)levels)->v, ((RawLevelsObject *)levels)->n);
-        if (list == NULL) {
+        if ((list = raw_to_list(r->v, r->n)) == NULL) {
             return NULL;
         }
-        PyObject *out = Side_load(s, list);
-        Py_DECREF(list);
-        return out;
+        levels = list;
     }
-    if (PyList_CheckExact(levels) || PyTuple_CheckExact(levels)) {
-        /* fast path: plain levels, sizes > 0, strictly sorted best first */
-        Py_ssize_t count = PySequence_Fast_GET_SIZE(levels);
-        PyObject **items = PySequence_Fast_ITEMS(levels);
-        if (side_room(s, count, 16) < 0) {
-            return NULL;
+    else if (PyList_CheckExact(levels) || PyTuple_CheckExact(levels)) {
+        int rc = side_load_fast(s, PySequence_Fast_ITEMS(levels), NULL,
+                                PySequence_Fast_GET_SIZE(levels));
+        if (rc != 0) {
+            return rc < 0 ? NULL : Py_NewRef(Py_None);
         }
-        Level *b = LV(s);
-        Py_ssize_t n = 0;
-        for (; n < count; n++) {
-            PyObject *lv = items[n];
-            double f, z;
-            if (!(PyList_CheckExact(lv) || PyTuple_CheckExact(lv)) ||
-                PySequence_Fast_GET_SIZE(lv) < 2 ||
-                parse_price(PySequence_Fast_GET_ITEM(lv, 0), &f) < 0 ||
-                parse_price(PySequence_Fast_GET_ITEM(lv, 1), &z) < 0 || !(z > 0.0)) {
-                break;
-            }
-            f = s->neg ? -f : f;
-            if (n && !(b[n - 1].key < f)) {
-                break;
-            }
-            b[n].key = f;
-            b[n].px = Py_NewRef(PySequence_Fast_GET_ITEM(lv, 0));
-            b[n].sz = Py_NewRef(PySequence_Fast_GET_ITEM(lv, 1));
-            b[n].flen = 0;
-            s->len = n + 1;
-        }
-        if (n == count) {
-            Py_RETURN_NONE;
-        }
-        side_clear_levels(s);
     }
+    PyObject *out = side_load_python(s, levels);
+    Py_XDECREF(list);
+    return out;
+}
+
+/* Side.load of levels the fast path does not take: Python's _Side loads them, then the
+ * levels come back into the array (unless in exact mode). */
+static PyObject *
+side_load_python(SideObject *s, PyObject *levels)
+{
     /* any other snapshot: Python loads it, then the levels come back */
     if (py_side_type == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "marketfeed._cbook.Side: _Side not registered");
@@ -1026,7 +976,7 @@ Side_apply(SideObject *s, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_ssize_t n;
     int dirty;
-    int rc = side_apply_levels(s, levels, watch, &n, &dirty);
+    int rc = side_apply(s, levels, NULL, PySequence_Fast_GET_SIZE(levels), watch, &n, &dirty);
     if (rc < 0) {
         return NULL;
     }
@@ -1501,8 +1451,7 @@ apply_delta_impl(PyObject *const *args, const raw_level *raw_b, Py_ssize_t nb,
     int dirty = 0, d = 0;
     Py_ssize_t n = 0;
     if (nb) {
-        int rc = raw ? side_apply_raw((SideObject *)b, raw_b, nb, watch, &n, &d)
-                     : side_apply_levels((SideObject *)b, bids, watch, &n, &d);
+        int rc = side_apply((SideObject *)b, bids, raw ? raw_b : NULL, nb, watch, &n, &d);
         if (rc < 0) {
             return NULL;
         }
@@ -1513,8 +1462,7 @@ apply_delta_impl(PyObject *const *args, const raw_level *raw_b, Py_ssize_t nb,
         dirty = d;
     }
     if (na) {
-        int rc = raw ? side_apply_raw((SideObject *)a, raw_a, na, watch, &n, &d)
-                     : side_apply_levels((SideObject *)a, asks, watch, &n, &d);
+        int rc = side_apply((SideObject *)a, asks, raw ? raw_a : NULL, na, watch, &n, &d);
         if (rc < 0) {
             return NULL;
         }
