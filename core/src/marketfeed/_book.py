@@ -269,6 +269,11 @@ class _Side:
     equal key compares the two prices as decimals; on such a collision the side switches to
     exact mode (``Decimal`` keys, same algorithm) until the next snapshot. Results are exact
     either way; the float keys are only an ordering device.
+
+    This is the pure-Python side and the reference behaviour: with the C speedups an
+    ``L2Book`` holds ``marketfeed._cbook.Side`` objects instead (a C array of levels with the
+    same methods: ``load``, ``apply``, ``columns``, ``head``, ``pairs``, ``forget_pairs``,
+    ``clear``, ``len()``, ``exact``), which run their rare cases through this class.
     """
 
     __slots__ = ("exact", "index", "keys", "neg", "pxs", "sep", "szs", "tops")
@@ -281,7 +286,7 @@ class _Side:
         self.pxs: list[str] = []  # price strings, parallel to keys
         self.szs: list[str] = []  # size strings, parallel to keys
         # ``price + sep + size`` of the top ``watch`` levels (see L2Book.raw_pairs), kept in
-        # step by _apply_side; None until a raw_pairs call builds it (and after a snapshot).
+        # step by _apply_side_py; None until a raw_pairs call builds it (and after a snapshot).
         self.tops: list[str] | None = None
         self.sep = ":"
 
@@ -557,7 +562,7 @@ def _mirror(
     watch: int,
 ) -> None:
     """Repeat on ``tops`` (the pair strings of the top ``watch`` levels) an operation that
-    _apply_side just made at index ``i < watch`` of ``pxs``/``szs``."""
+    _apply_side_py just made at index ``i < watch`` of ``pxs``/``szs``."""
     if removed:
         del tops[i]
         if len(pxs) >= watch:  # the level that moved up into the top `watch`

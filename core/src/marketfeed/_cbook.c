@@ -18,7 +18,7 @@
 
 static PyObject *ZERO, *ONE; /* the ints 0 and 1 */
 
-/* Size zero test of _apply_side / _is_zero on an exact, ASCII str.
+/* Size zero test of _apply_side_py / _is_zero on an exact, ASCII str.
  * Returns 1 zero, 0 not zero, -1 "not decided here" (hand back). */
 static int
 size_zero_ascii(const char *s, Py_ssize_t n)
