@@ -499,6 +499,18 @@ side_apply(SideObject *s, PyObject *levels, const raw_level *raw, Py_ssize_t cou
     return n == count ? 0 : (rc < 0 ? -1 : 1);
 }
 
+/* One raw level as the (price, size) str tuple a decoder would give (UTF-8). */
+static PyObject *
+raw_pair(const raw_level *l)
+{
+    PyObject *px = PyUnicode_DecodeUTF8(l->px, l->pxn, NULL);
+    PyObject *sz = px == NULL ? NULL : PyUnicode_DecodeUTF8(l->sz, l->szn, NULL);
+    PyObject *t = sz == NULL ? NULL : PyTuple_Pack(2, px, sz);
+    Py_XDECREF(px);
+    Py_XDECREF(sz);
+    return t;
+}
+
 /* Raw levels as the list of (price, size) str tuples a decoder would give (UTF-8). */
 static PyObject *
 raw_to_list(const raw_level *lv, Py_ssize_t count)
@@ -508,11 +520,7 @@ raw_to_list(const raw_level *lv, Py_ssize_t count)
         return NULL;
     }
     for (Py_ssize_t n = 0; n < count; n++) {
-        PyObject *px = PyUnicode_DecodeUTF8(lv[n].px, lv[n].pxn, NULL);
-        PyObject *sz = px == NULL ? NULL : PyUnicode_DecodeUTF8(lv[n].sz, lv[n].szn, NULL);
-        PyObject *t = sz == NULL ? NULL : PyTuple_Pack(2, px, sz);
-        Py_XDECREF(px);
-        Py_XDECREF(sz);
+        PyObject *t = raw_pair(lv + n);
         if (t == NULL) {
             Py_DECREF(out);
             return NULL;
@@ -787,12 +795,7 @@ RawLevels_item(RawLevelsObject *r, Py_ssize_t i)
         PyErr_SetString(PyExc_IndexError, "level index out of range");
         return NULL;
     }
-    PyObject *px = PyUnicode_DecodeUTF8(r->v[i].px, r->v[i].pxn, NULL);
-    PyObject *sz = px == NULL ? NULL : PyUnicode_DecodeUTF8(r->v[i].sz, r->v[i].szn, NULL);
-    PyObject *t = sz == NULL ? NULL : PyTuple_Pack(2, px, sz);
-    Py_XDECREF(px);
-    Py_XDECREF(sz);
-    return t;
+    return raw_pair(r->v + i);
 }
 
 static PyObject *raw_to_list(const raw_level *lv, Py_ssize_t count);
@@ -871,8 +874,9 @@ side_load_fast(SideObject *s, PyObject **items, const raw_level *raw, Py_ssize_t
         Py_ssize_t pn, zn;
         PyObject *pxo, *szo;
         double f;
+        /* (level_text checked a raw size's text already) */
         if (level_text(raw, items, n, &p, &pn, &pxo, &z, &zn, &szo) < 0 ||
-            parse_price_ascii(p, pn, &f) < 0 || !plain_text(z, zn) ||
+            parse_price_ascii(p, pn, &f) < 0 || (raw == NULL && !plain_text(z, zn)) ||
             size_zero_ascii(z, zn) != 0) {
             side_clear_levels(s);
             return 0;
