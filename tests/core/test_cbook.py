@@ -989,6 +989,31 @@ def test_checksum_from_level_fragments_equals_zlib() -> None:
     assert book.crc32_pairs(2) == want(book, 2, ":")
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    depth=st.integers(1, 120),
+    extra=st.lists(st.integers(0, 40), min_size=240, max_size=240),
+    sep=st.sampled_from([":", "|"]),
+)
+def test_checksum_of_long_texts_from_fragments_equals_zlib(
+    depth: int, extra: list[int], sep: str
+) -> None:
+    """Top texts of up to ~20 kB (deep books, long size texts): the fragments are combined
+    in chunks of the table's length (1 kB), each shifted by its offset from the text's
+    end; every chunk boundary, including one falling right at a level, gives zlib's CRC32
+    of the joined text."""
+    bids = [(f"{10_000 - i}.5", "1." + "7" * extra[i] + "1") for i in range(120)]
+    asks = [(f"{10_001 + i}.25", "2." + "3" * extra[120 + i] + "9") for i in range(90)]
+    book = L2Book("t", "A-B", "AB")
+    book.apply_snapshot(bids, asks)
+    parts: list[str] = []
+    for i in range(depth):
+        parts += bids[i] if i < len(bids) else []
+        parts += asks[i] if i < len(asks) else []
+    assert book.crc32_pairs(depth, sep) == zlib.crc32(sep.join(parts).encode())
+    assert book._bids.python is None  # the C side, fragments path
+
+
 @pytest.mark.parametrize(
     "levels",
     [
