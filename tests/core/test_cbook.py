@@ -618,6 +618,23 @@ def test_decimal_levels_clears_the_cache_past_its_capacity() -> None:
         cbook.decimal_levels([("1", "2x")], cache, Decimal, 10)
 
 
+def test_decimal_level_pairs_are_left_out_of_the_garbage_collector() -> None:
+    """A ``(Decimal, Decimal)`` pair cannot be part of a reference cycle, so C hands it
+    out untracked, as CPython's collector would make it on its first pass: collections
+    triggered by a busy book do not walk every level of every event. A pair holding
+    objects the collector tracks (a ``decimal`` callable returning a list) stays
+    tracked."""
+    cache = _book._DecimalCache(10)
+    out = cbook.decimal_levels([("1", "2"), ("1.5", "2e3")], cache, Decimal, cache.capacity)
+    assert out == ((Decimal(1), Decimal(2)), (Decimal("1.5"), Decimal("2e3")))
+    assert not gc.is_tracked(out) and not any(gc.is_tracked(pair) for pair in out)
+    top = cbook.decimal_columns(["3", "2.5"], ["1", "0.1"], None, cache, Decimal, 10)
+    assert top == ((Decimal(3), Decimal(1)), (Decimal("2.5"), Decimal("0.1")))
+    assert not gc.is_tracked(top) and not any(gc.is_tracked(pair) for pair in top)
+    odd = cbook.decimal_levels([("1", "2")], {}, lambda text: [text], 10)
+    assert odd == ((["1"], ["2"]),) and gc.is_tracked(odd[0])
+
+
 @pytest.mark.parametrize("n", [None, 0, 1, 3, 100, -1])
 def test_decimal_columns_equals_python(n: int | None) -> None:
     pxs = ["3", "2.50", "1"]

@@ -2371,6 +2371,23 @@ level_decimal(PyObject *cache, PyObject *text, PyObject *decimal_type, Py_ssize_
     return cached_decimal(cache, text, decimal_type, capacity);
 }
 
+/* Take a new tuple out of the collector when no item can lead back to it (no item the
+ * collector tracks or may track later): CPython's own _PyTuple_MaybeUntrack, done when
+ * the tuple is made rather than on the collector's first pass. Events' levels are
+ * tuples of Decimals, a busy book makes dozens a message, and the collections they set
+ * off then walk none of them. */
+static void
+untrack_tuple(PyObject *t)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
+        PyObject *o = PyTuple_GET_ITEM(t, i);
+        if (PyObject_IS_GC(o) && (!PyTuple_CheckExact(o) || PyObject_GC_IsTracked(o))) {
+            return;
+        }
+    }
+    PyObject_GC_UnTrack(t);
+}
+
 static PyObject *
 decimal_pair(PyObject *cache, PyObject *px, PyObject *sz, PyObject *decimal_type,
              Py_ssize_t capacity)
@@ -2392,6 +2409,7 @@ decimal_pair(PyObject *cache, PyObject *px, PyObject *sz, PyObject *decimal_type
     }
     PyTuple_SET_ITEM(pair, 0, p);
     PyTuple_SET_ITEM(pair, 1, s);
+    untrack_tuple(pair);
     return pair;
 }
 
@@ -2457,6 +2475,7 @@ decimal_levels(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t narg
         PyTuple_SET_ITEM(out, n, pair);
     }
     Py_DECREF(seq);
+    untrack_tuple(out);
     if (PyDict_GET_SIZE(cache) > capacity) {
         PyDict_Clear(cache);
     }
@@ -2538,6 +2557,7 @@ decimal_columns(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nar
         }
         PyTuple_SET_ITEM(out, i, pair);
     }
+    untrack_tuple(out);
     return out;
 }
 
@@ -2683,6 +2703,7 @@ raw_decimal_levels(const raw_level *lv, Py_ssize_t count)
             (z = new_decimal(coef, exp)) != NULL && (pair = PyTuple_New(2)) != NULL) {
             PyTuple_SET_ITEM(pair, 0, p);
             PyTuple_SET_ITEM(pair, 1, z);
+            PyObject_GC_UnTrack(pair); /* Decimals only (see untrack_tuple) */
             PyTuple_SET_ITEM(out, n, pair);
             continue;
         }
@@ -2691,6 +2712,7 @@ raw_decimal_levels(const raw_level *lv, Py_ssize_t count)
         Py_DECREF(out);
         return NULL; /* not plain (no exception), or an allocation error */
     }
+    PyObject_GC_UnTrack(out); /* untracked pairs only */
     return out;
 }
 
