@@ -116,6 +116,10 @@ def _variants() -> list[tuple[str, list[str]]]:
     level = update["data"][0]["bids"] or update["data"][0]["asks"]
     side = "bids" if update["data"][0]["bids"] else "asks"
     two = [lv[:2] for lv in level]
+
+    def esc(text: str) -> str:  # the first character as a JSON escape
+        return f"\\u{ord(text[0]):04x}{text[1:]}"
+
     return [
         ("ticker", [compact["t"]]),
         ("ticker, spaces", [dump(ticker, indent=2)]),
@@ -194,6 +198,16 @@ def _variants() -> list[tuple[str, list[str]]]:
         ("book, five-string levels", [s, edit(update, **{side: [[*lv, "x"] for lv in level]})]),
         ("book, one-string level", [s, edit(update, **{side: [level[0][:1]]})]),
         ("book, number in level", [s, edit(update, **{side: [[1, *level[0][1:]]]})]),
+        (
+            "book, number after size",
+            [s, edit(update, **{side: [[*lv[:2], 0, "4"] for lv in level]})],
+        ),
+        ("book, escaped size", [s, u.replace(f'","{level[0][1]}"', f'","{esc(level[0][1])}"', 1)]),
+        (
+            "book, escaped count",
+            [s, u.replace(f'","{level[0][3]}"]', f'","{esc(level[0][3])}"]', 1)],
+        ),
+        ("book, level cut", [s, u[: u.index(f'"{level[0][1]}"') + 3]]),
         ("book, bad checksum", [s, edit(update, checksum=12345)]),
         ("book, null checksum", [s, edit(update, checksum=None)]),
         (
