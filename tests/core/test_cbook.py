@@ -67,6 +67,8 @@ GOOD_PRICES = st.one_of(
         lambda k: str(Decimal("100.000000000000000001") + Decimal(k) / 10**18), st.integers(0, 3)
     ),
     st.sampled_from(["7", "7.", "7.0", ".5", "0.50", "0", "00.25"]),
+    # 15 to 19 characters: either side of the 16 a level holds in place (longer: a str)
+    st.builds(lambda k, z: f"{1234567 + k}.{'0' * z}123456", st.integers(0, 9), st.integers(0, 4)),
 )
 BAD_PRICES = st.sampled_from(
     [
@@ -110,6 +112,7 @@ GOOD_SIZES = st.one_of(
         ]
     ),
     st.builds(lambda n: str(Decimal(n) / 8), st.integers(1, 100)),
+    st.builds(lambda n, z: f"{n}.{'0' * z}125", st.integers(1, 10**9), st.integers(0, 12)),
 )
 BAD_SIZES = st.sampled_from(
     [
@@ -181,6 +184,21 @@ def outcome(fn: Any, *args: Any) -> tuple[Any, ...]:
         return ("raise", type(exc), str(exc))
 
 
+def decimals_c(side: Any, n: int | None) -> tuple[Any, ...]:
+    cache = _book._DecimalCache(1000)
+    return outcome(side.decimals, n, cache, Decimal, cache.capacity)
+
+
+def decimals_py(side: Any, n: int | None) -> tuple[Any, ...]:
+    """``L2Book``'s pure-Python conversion of a side's top ``n`` levels."""
+    saved = _book._c
+    _book._c = None
+    try:
+        return outcome(L2Book._side_top, side, n)
+    finally:
+        _book._c = saved
+
+
 def apply_both(
     snapshot: list[tuple[str, str]], deltas: list[Any], neg: bool, watch: int, tops: str | None
 ) -> None:
@@ -197,6 +215,8 @@ def apply_both(
         assert state(c_side) == state(py_side), levels
         if tops is not None:
             assert c_side.pairs(watch, tops) == py_side.pairs(watch, tops)
+        assert c_side.head() == py_side.head()
+        assert repr(decimals_c(c_side, watch)) == repr(decimals_py(py_side, watch))
         if got[0] == "raise":
             break  # the book is invalid now: only a snapshot continues
         # rare cases ran in Python; only exact mode keeps the levels there
@@ -758,8 +778,9 @@ def test_decimal_columns_without_the_type_uses_getitem() -> None:
 
 
 def test_no_reference_is_kept_by_insert_replace_delete_and_hand_back() -> None:
-    """Each string passed in is referenced by the side while it holds it and by nothing
-    else afterwards (no leaked or missing reference in any C path)."""
+    """No string passed in is referenced once the side no longer holds it (no leaked or
+    missing reference in any C path). Texts of up to 16 ASCII characters are copied into
+    the level (no reference at all); a longer one is kept as the str passed in."""
     saved = _book._c
     _book._c = cbook
     try:
@@ -769,8 +790,24 @@ def test_no_reference_is_kept_by_insert_replace_delete_and_hand_back() -> None:
         px = "".join(["9", ".5"])
         sz = "".join(["3", ".25"])
         sz2 = "".join(["4", ".5"])
+        # texts longer than a level holds in place: the side keeps these str objects
+        long_px = "".join(["9.", "2" * 20])
+        long_sz = "".join(["3.", "7" * 20])
         base = (sys.getrefcount(px), sys.getrefcount(sz), sys.getrefcount(sz2))
+        long_base = (sys.getrefcount(long_px), sys.getrefcount(long_sz))
+        book.apply_delta([(long_px, long_sz)], [])
+        assert (sys.getrefcount(long_px), sys.getrefcount(long_sz)) == (
+            long_base[0] + 1,
+            long_base[1] + 1,
+        )
+        assert book.raw_top(3)[0][1] == (long_px, long_sz)
+        book.apply_delta([(long_px, "0")], [])
+        assert (sys.getrefcount(long_px), sys.getrefcount(long_sz)) == long_base
         for _ in range(1000):
+            book.apply_delta([(long_px, long_sz)], [])
+            book.apply_delta([(long_px, sz)], [])  # a long size replaced by a short one
+            book.apply_delta([(long_px, long_sz)], [])
+            book.apply_delta([(long_px, "0")], [])
             book.apply_delta([(px, sz)], [])  # insert into the top 2
             book.apply_delta([(px, sz2)], [])  # replace
             book.apply_delta([[px, "+0"]], [])  # hand back, Python deletes
@@ -782,6 +819,7 @@ def test_no_reference_is_kept_by_insert_replace_delete_and_hand_back() -> None:
             book.top()
             book.crc32_pairs(25)
         assert (sys.getrefcount(px), sys.getrefcount(sz), sys.getrefcount(sz2)) == base
+        assert (sys.getrefcount(long_px), sys.getrefcount(long_sz)) == long_base
     finally:
         _book._c = saved
 

@@ -1081,8 +1081,13 @@ class L2Book:
 
     @staticmethod
     def _side_top(side: _Side, n: int | None) -> tuple[BookLevel, ...]:
-        pxs, szs = side.columns(n)
         c = _c
+        if c is not None and side.__class__ is not _Side:  # the C side reads its own texts
+            return cast(
+                "tuple[BookLevel, ...]",
+                cast("Any", side).decimals(n, _DECIMALS, Decimal, _DECIMALS.capacity),
+            )
+        pxs, szs = side.columns(n)
         if c is not None:
             return cast(
                 "tuple[BookLevel, ...]",

@@ -142,10 +142,10 @@ parse_price(PyObject *px, double *out)
 /* One side of a book as a C array (what ``_Side`` is with lists, in pure Python).
  *
  * Levels sit best first in buf[head .. head + len): a sort key (float(price), negated on
- * the bid side) and the price and size strings as the venue sent them. The array has room
- * at both ends, so an insert or a delete moves the shorter part: levels near the best
- * price (where most updates land) and near the worst (where a fixed-depth channel drops
- * them) move few others. No dict and no float objects: a price is found by its key (one
+ * the bid side) and the price and size texts as the venue sent them (in the level itself,
+ * see lvtext). The array has room at both ends, so an insert or a delete moves the
+ * shorter part: levels near the best price (where most updates land) and near the worst
+ * (where a fixed-depth channel drops them) move few others. No dict and no float objects: a price is found by its key (one
  * bisection) and its text.
  *
  * Anything rare goes to the pure-Python ``_Side`` as it is, so results and errors are
@@ -157,15 +157,112 @@ parse_price(PyObject *px, double *out)
  * negative, not a str), two prices on one double, a snapshot that is not strictly
  * sorted best first or holds zero sizes. */
 
+/* A level's price or size text as the venue sent it: in the level itself (up to
+ * LV_INLINE ASCII bytes, the length in the level), or a str object (LV_OBJ as the length:
+ * a longer text, a size that is not ASCII or not an exact str). Holding the text inline
+ * makes no str per level: a 400-level snapshot made and later freed 1,600 of them, and a
+ * delta one per changed price or size. str objects are made only when Python asks for
+ * the texts (columns, head, pairs, the pure-Python side). */
+#define LV_INLINE 16
+#define LV_OBJ 0xFF
+typedef union {
+    char c[LV_INLINE];
+    PyObject *o; /* owned */
+} lvtext;
+
 typedef struct {
-    double key;   /* float(price), negated on the bid side: ascending = best first */
-    PyObject *px; /* the price string (a compact ASCII str; owned) */
-    PyObject *sz; /* the size string (a str; owned) */
+    double key; /* float(price), negated on the bid side: ascending = best first */
     /* the checksum fragment of this level (see crc_sides_fast): the CRC32 register after
      * sep px sep sz from 0, and that text's length; flen 0: not computed since the level
      * last changed */
-    uint32_t frag, flen;
+    uint32_t frag;
+    uint8_t flen;
+    uint8_t pxn, szn; /* the texts' lengths, or LV_OBJ */
+    lvtext px;        /* the price (always ASCII digits and '.': see side_put) */
+    lvtext sz;        /* the size */
 } Level;
+
+/* Copy len (<= 16) bytes reading and writing only [0, len): two fixed-size, possibly
+ * overlapping copies (cheaper than a call to memcpy or a byte loop for prices and sizes). */
+static inline void
+copy_short(unsigned char *dst, const char *src, Py_ssize_t len)
+{
+    if (len >= 8) {
+        memcpy(dst, src, 8);
+        memcpy(dst + len - 8, src + len - 8, 8);
+    }
+    else if (len >= 4) {
+        memcpy(dst, src, 4);
+        memcpy(dst + len - 4, src + len - 4, 4);
+    }
+    else {
+        for (Py_ssize_t i = 0; i < len; i++) {
+            dst[i] = (unsigned char)src[i];
+        }
+    }
+}
+
+/* A level text's bytes and length; NULL for a str object that is not compact ASCII. */
+static inline const char *
+lv_text(const lvtext *t, uint8_t n, Py_ssize_t *len)
+{
+    if (n != LV_OBJ) {
+        *len = n;
+        return t->c;
+    }
+    if (!PyUnicode_IS_COMPACT_ASCII(t->o)) {
+        return NULL;
+    }
+    *len = PyUnicode_GET_LENGTH(t->o);
+    return (const char *)PyUnicode_DATA(t->o);
+}
+
+static inline PyObject *ascii_str(const char *s, Py_ssize_t n);
+
+/* A level text as a new str. */
+static inline PyObject *
+lv_str(const lvtext *t, uint8_t n)
+{
+    return n == LV_OBJ ? Py_NewRef(t->o) : ascii_str(t->c, n);
+}
+
+/* Set a level text (*t, *n hold none): the str obj (borrowed) if given, else the ASCII
+ * text s[:len]; inline when it is short ASCII. 0, or -1 with MemoryError. */
+static inline int
+lv_set(lvtext *t, uint8_t *n, PyObject *obj, const char *s, Py_ssize_t len)
+{
+    if (obj != NULL) {
+        if (!PyUnicode_CheckExact(obj) || !PyUnicode_IS_COMPACT_ASCII(obj) ||
+            PyUnicode_GET_LENGTH(obj) > LV_INLINE) {
+            t->o = Py_NewRef(obj);
+            *n = LV_OBJ;
+            return 0;
+        }
+        s = (const char *)PyUnicode_DATA(obj);
+        len = PyUnicode_GET_LENGTH(obj);
+    }
+    if (len <= LV_INLINE) {
+        copy_short((unsigned char *)t->c, s, len);
+        *n = (uint8_t)len;
+        return 0;
+    }
+    PyObject *u = ascii_str(s, len);
+    if (u == NULL) {
+        return -1;
+    }
+    t->o = u;
+    *n = LV_OBJ;
+    return 0;
+}
+
+/* Release a level text (a str: no Python code runs). */
+static inline void
+lv_release(lvtext *t, uint8_t n)
+{
+    if (n == LV_OBJ) {
+        Py_DECREF(t->o);
+    }
+}
 
 typedef struct {
     PyObject_HEAD
@@ -190,8 +287,8 @@ side_clear_levels(SideObject *s)
 {
     Level *b = LV(s);
     for (Py_ssize_t i = 0; i < s->len; i++) {
-        Py_DECREF(b[i].px);
-        Py_DECREF(b[i].sz);
+        lv_release(&b[i].px, b[i].pxn);
+        lv_release(&b[i].sz, b[i].szn);
     }
     s->len = 0;
     s->head = s->cap / 2;
@@ -258,7 +355,7 @@ static inline void
 side_remove(SideObject *s, Py_ssize_t i)
 {
     Level *b = LV(s);
-    PyObject *px = b[i].px, *sz = b[i].sz;
+    Level gone = b[i];
     Py_ssize_t n = s->len;
     if (i < n - 1 - i) {
         memmove(b + 1, b, (size_t)i * sizeof(Level));
@@ -268,8 +365,8 @@ side_remove(SideObject *s, Py_ssize_t i)
         memmove(b + i, b + i + 1, (size_t)(n - 1 - i) * sizeof(Level));
     }
     s->len = n - 1;
-    Py_DECREF(px); /* str: no Python code runs */
-    Py_DECREF(sz);
+    lv_release(&gone.px, gone.pxn);
+    lv_release(&gone.sz, gone.szn);
 }
 
 /* First index whose key is >= key. */
@@ -361,12 +458,6 @@ ascii_str(const char *s, Py_ssize_t n)
     return u;
 }
 
-/* A new reference to `obj` if given, else a str of the ASCII text s[:n]. */
-static inline PyObject *
-text_or(PyObject *obj, const char *s, Py_ssize_t n)
-{
-    return obj != NULL ? Py_NewRef(obj) : ascii_str(s, n);
-}
 
 /* The texts of level n: raw[n], or (raw NULL) items[n], a list or tuple of at least two
  * exact, compact ASCII str, which are then *pxo and *szo (borrowed; NULL for raw). 0, or -1
@@ -403,8 +494,8 @@ level_text(const raw_level *raw, PyObject **items, Py_ssize_t n, const char **p,
 }
 
 /* One delta level on a side in array mode: price text p[:pn] whose key is f (negated on
- * the bid side), a zero size or not, and the strings to keep: pxo and szo (borrowed), or
- * where NULL new ones made from the ASCII texts p[:pn] and z[:zn]. Returns 1 applied
+ * the bid side), a zero size or not, and the texts to keep: the str pxo and szo
+ * (borrowed), or where NULL the ASCII texts p[:pn] and z[:zn] (see lv_set). Returns 1 applied
  * (*at: the level's index, -1 when nothing changed), 0 not decided here (two prices on one
  * double: Python's exact mode; nothing changed), -1 error. */
 static inline int
@@ -415,29 +506,34 @@ side_put(SideObject *s, double f, int zero, const char *p, Py_ssize_t pn, PyObje
     Level *b = LV(s);
     *at = -1;
     if (i < s->len && b[i].key == f) {
-        PyObject *stored = b[i].px;
-        const char *sd = (const char *)PyUnicode_DATA(stored);
-        Py_ssize_t sn = PyUnicode_GET_LENGTH(stored);
-        if (stored != pxo && (sn != pn || memcmp(sd, p, (size_t)sn) != 0)) {
+        Py_ssize_t sn;
+        const char *sd = lv_text(&b[i].px, b[i].pxn, &sn); /* prices are ASCII: never NULL */
+        if (sn != pn || memcmp(sd, p, (size_t)sn) != 0) {
             if (!plain_same_number(sd, sn, p, pn)) {
                 return 0;
             }
-            PyObject *u = text_or(pxo, p, pn); /* the same price spelled anew: it wins */
-            if (u == NULL) {
+            lvtext t; /* the same price spelled anew: it wins */
+            uint8_t tn;
+            if (lv_set(&t, &tn, pxo, p, pn) < 0) {
                 return -1;
             }
-            Py_SETREF(b[i].px, u);
+            lv_release(&b[i].px, b[i].pxn);
+            b[i].px = t;
+            b[i].pxn = tn;
             b[i].flen = 0;
         }
         if (zero) {
             side_remove(s, i);
         }
         else {
-            PyObject *u = text_or(szo, z, zn);
-            if (u == NULL) {
+            lvtext t;
+            uint8_t tn;
+            if (lv_set(&t, &tn, szo, z, zn) < 0) {
                 return -1;
             }
-            Py_SETREF(b[i].sz, u);
+            lv_release(&b[i].sz, b[i].szn);
+            b[i].sz = t;
+            b[i].szn = tn;
             b[i].flen = 0;
         }
     }
@@ -445,18 +541,23 @@ side_put(SideObject *s, double f, int zero, const char *p, Py_ssize_t pn, PyObje
         return 1; /* deleting a level that is not there: nothing changes */
     }
     else {
-        PyObject *px = text_or(pxo, p, pn);
-        PyObject *sz = px == NULL ? NULL : text_or(szo, z, zn);
-        if (sz == NULL || side_open(s, i) < 0) {
-            Py_XDECREF(px);
-            Py_XDECREF(sz);
+        Level e;
+        e.key = f;
+        e.frag = 0;
+        e.flen = 0;
+        if (lv_set(&e.px, &e.pxn, pxo, p, pn) < 0) {
             return -1;
         }
-        Level *e = LV(s) + i;
-        e->key = f;
-        e->px = px;
-        e->sz = sz;
-        e->flen = 0;
+        if (lv_set(&e.sz, &e.szn, szo, z, zn) < 0) {
+            lv_release(&e.px, e.pxn);
+            return -1;
+        }
+        if (side_open(s, i) < 0) {
+            lv_release(&e.px, e.pxn);
+            lv_release(&e.sz, e.szn);
+            return -1;
+        }
+        LV(s)[i] = e;
     }
     *at = i;
     return 1;
@@ -465,7 +566,7 @@ side_put(SideObject *s, double f, int zero, const char *p, Py_ssize_t pn, PyObje
 /* Apply delta levels (a list or tuple) to a side in array mode. Returns 0: all applied;
  * 1: levels before *n_out applied, the rest is Python's (nothing of level *n_out changed);
  * -1: error. With raw (not NULL) the levels are raw[:count] and `levels` is not read:
- * strings are made only for what the side keeps. *dirty: whether an operation landed in
+ * no str is made (the side copies the texts it keeps). *dirty: whether an operation landed in
  * the top `watch` levels. Levels that are not plain text (list/tuple of two compact ASCII
  * str; digits with at most one '.') are handed back. */
 static int
@@ -552,9 +653,17 @@ side_to_python(SideObject *s)
             goto error;
         }
         PyList_SET_ITEM(keys, i, k);
-        PyList_SET_ITEM(pxs, i, Py_NewRef(b[i].px));
-        PyList_SET_ITEM(szs, i, Py_NewRef(b[i].sz));
-        if (PyDict_SetItem(index, b[i].px, k) < 0) {
+        PyObject *px = lv_str(&b[i].px, b[i].pxn);
+        if (px == NULL) {
+            goto error;
+        }
+        PyList_SET_ITEM(pxs, i, px);
+        PyObject *sz = lv_str(&b[i].sz, b[i].szn);
+        if (sz == NULL) {
+            goto error;
+        }
+        PyList_SET_ITEM(szs, i, sz);
+        if (PyDict_SetItem(index, px, k) < 0) {
             goto error;
         }
     }
@@ -626,11 +735,22 @@ side_from_python(SideObject *s)
     Level *b = LV(s);
     for (Py_ssize_t i = 0; i < n; i++) {
         b[i].key = PyFloat_AS_DOUBLE(PyList_GET_ITEM(keys, i));
-        b[i].px = Py_NewRef(PyList_GET_ITEM(pxs, i));
-        b[i].sz = Py_NewRef(PyList_GET_ITEM(szs, i));
         b[i].flen = 0;
+        if (lv_set(&b[i].px, &b[i].pxn, PyList_GET_ITEM(pxs, i), NULL, 0) < 0) {
+            side_clear_levels(s); /* the levels set so far; py stays the side */
+            s->py = py;
+            rc = -1;
+            goto done;
+        }
+        if (lv_set(&b[i].sz, &b[i].szn, PyList_GET_ITEM(szs, i), NULL, 0) < 0) {
+            lv_release(&b[i].px, b[i].pxn);
+            side_clear_levels(s);
+            s->py = py;
+            rc = -1;
+            goto done;
+        }
+        s->len = i + 1;
     }
-    s->len = n;
     Py_DECREF(py);
 done:
     Py_XDECREF(keys);
@@ -690,7 +810,7 @@ Side_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static int
 Side_traverse(SideObject *s, visitproc visit, void *arg)
 {
-    Py_VISIT(s->py); /* the level strings hold no references */
+    Py_VISIT(s->py); /* the levels' str objects hold no references */
     return 0;
 }
 
@@ -741,8 +861,7 @@ PyDoc_STRVAR(Side_load_doc,
 
 /* Levels as raw text in a frame, for a snapshot: a read-only sequence of (price, size) str
  * tuples (made on access) that keeps the frame alive, so it is safe wherever it goes, and
- * that Side.load reads straight from the text (strings made only for the levels kept, no
- * tuple per level). Venue plugins' C parsers make them through the capsule (raw_levels). */
+ * that Side.load reads straight from the text (no str and no tuple per level). Venue plugins' C parsers make them through the capsule (raw_levels). */
 typedef struct {
     PyObject_HEAD
     PyObject *owner; /* the object whose buffer the texts point into (the frame) */
@@ -860,8 +979,8 @@ static PyTypeObject RawLevelsType = {
 };
 
 /* Side.load's fast path: levels raw[:count], or (raw NULL) items[:count] as level_text
- * reads them, with plain texts, sizes > 0 and prices strictly sorted best first (strings
- * made only for raw texts). 1 loaded, 0 not taken (the side left empty), -1 error. */
+ * reads them, with plain texts, sizes > 0 and prices strictly sorted best first (the
+ * texts copied into the levels). 1 loaded, 0 not taken (the side left empty), -1 error. */
 static int
 side_load_fast(SideObject *s, PyObject **items, const raw_level *raw, Py_ssize_t count)
 {
@@ -886,17 +1005,17 @@ side_load_fast(SideObject *s, PyObject **items, const raw_level *raw, Py_ssize_t
             side_clear_levels(s);
             return 0;
         }
-        PyObject *px = text_or(pxo, p, pn);
-        PyObject *sz = px == NULL ? NULL : text_or(szo, z, zn);
-        if (sz == NULL) {
-            Py_XDECREF(px);
+        b[n].key = f;
+        b[n].flen = 0;
+        if (lv_set(&b[n].px, &b[n].pxn, pxo, p, pn) < 0) {
             side_clear_levels(s);
             return -1;
         }
-        b[n].key = f;
-        b[n].px = px;
-        b[n].sz = sz;
-        b[n].flen = 0;
+        if (lv_set(&b[n].sz, &b[n].szn, szo, z, zn) < 0) {
+            lv_release(&b[n].px, b[n].pxn);
+            side_clear_levels(s);
+            return -1;
+        }
         s->len = n + 1;
     }
     return 1;
@@ -1032,8 +1151,16 @@ Side_columns(SideObject *s, PyObject *const *args, Py_ssize_t nargs)
     }
     Level *b = LV(s);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyList_SET_ITEM(pxs, i, Py_NewRef(b[i].px));
-        PyList_SET_ITEM(szs, i, Py_NewRef(b[i].sz));
+        PyObject *px = lv_str(&b[i].px, b[i].pxn);
+        PyObject *sz = px == NULL ? NULL : lv_str(&b[i].sz, b[i].szn);
+        if (sz == NULL) {
+            Py_XDECREF(px);
+            Py_DECREF(pxs);
+            Py_DECREF(szs);
+            return NULL;
+        }
+        PyList_SET_ITEM(pxs, i, px);
+        PyList_SET_ITEM(szs, i, sz);
     }
     return Py_BuildValue("(NN)", pxs, szs);
 }
@@ -1052,7 +1179,13 @@ Side_head(SideObject *s, PyObject *Py_UNUSED(arg))
         Py_RETURN_NONE;
     }
     Level *b = LV(s);
-    return Py_BuildValue("(dOO)", b->key, b->px, b->sz);
+    PyObject *px = lv_str(&b->px, b->pxn);
+    PyObject *sz = px == NULL ? NULL : lv_str(&b->sz, b->szn);
+    if (sz == NULL) {
+        Py_XDECREF(px);
+        return NULL;
+    }
+    return Py_BuildValue("(dNN)", b->key, px, sz);
 }
 
 PyDoc_STRVAR(Side_pairs_doc,
@@ -1089,8 +1222,12 @@ Side_pairs(SideObject *s, PyObject *const *args, Py_ssize_t nargs)
     }
     Level *b = LV(s);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *a = PyUnicode_Concat(b[i].px, args[1]);
-        PyObject *p = a == NULL ? NULL : PyUnicode_Concat(a, b[i].sz);
+        PyObject *px = lv_str(&b[i].px, b[i].pxn);
+        PyObject *sz = px == NULL ? NULL : lv_str(&b[i].sz, b[i].szn);
+        PyObject *a = sz == NULL ? NULL : PyUnicode_Concat(px, args[1]);
+        PyObject *p = a == NULL ? NULL : PyUnicode_Concat(a, sz);
+        Py_XDECREF(px);
+        Py_XDECREF(sz);
         Py_XDECREF(a);
         if (p == NULL) {
             Py_DECREF(out);
@@ -1100,6 +1237,14 @@ Side_pairs(SideObject *s, PyObject *const *args, Py_ssize_t nargs)
     }
     return out;
 }
+
+PyDoc_STRVAR(Side_decimals_doc,
+"decimals(n, cache, decimal, capacity, /) -> tuple[tuple[Decimal, Decimal], ...]\n\n"
+"The top ``n`` levels (all when ``None``) as exact ``(price, size)`` Decimals, best first:\n"
+"``decimal_columns(*columns(n), None, cache, decimal, capacity)`` without the str lists\n"
+"(a plain text is read in place).");
+
+static PyObject *Side_decimals(SideObject *s, PyObject *const *args, Py_ssize_t nargs);
 
 static PyObject *
 Side_forget_pairs(SideObject *s, PyObject *Py_UNUSED(arg))
@@ -1166,6 +1311,7 @@ static PyMethodDef Side_methods[] = {
     {"columns", (PyCFunction)(void (*)(void))Side_columns, METH_FASTCALL, Side_columns_doc},
     {"head", (PyCFunction)Side_head, METH_NOARGS, Side_head_doc},
     {"pairs", (PyCFunction)(void (*)(void))Side_pairs, METH_FASTCALL, Side_pairs_doc},
+    {"decimals", (PyCFunction)(void (*)(void))Side_decimals, METH_FASTCALL, Side_decimals_doc},
     {"forget_pairs", (PyCFunction)Side_forget_pairs, METH_NOARGS,
      "forget_pairs() -> None\n\nDrop cached pair strings (none are kept here)."},
     {NULL, NULL, 0, NULL},
@@ -1323,8 +1469,6 @@ static const char *utf8_of(PyObject *s, Py_ssize_t *len);
 static int crc_core(PyObject *const *bp, PyObject *const *bs, Py_ssize_t nb,
                     PyObject *const *ap, PyObject *const *as, Py_ssize_t na, Py_ssize_t stride,
                     Py_ssize_t n, const char *sep, Py_ssize_t seplen, uint32_t *out);
-#define LEVEL_STRIDE ((Py_ssize_t)(sizeof(Level) / sizeof(PyObject *)))
-_Static_assert(sizeof(Level) % sizeof(PyObject *) == 0, "Level is a whole number of pointers");
 
 static int crc_sides_fast(SideObject *b, SideObject *a, Py_ssize_t n, unsigned char sep,
                           uint32_t *out);
@@ -1338,8 +1482,39 @@ crc_sides(SideObject *b, SideObject *a, Py_ssize_t n, const char *sep, Py_ssize_
     if (seplen == 1 && crc_sides_fast(b, a, n, (unsigned char)sep[0], out) == 0) {
         return 0;
     }
-    return crc_core(&LV(b)->px, &LV(b)->sz, b->len, &LV(a)->px, &LV(a)->sz, a->len,
-                    LEVEL_STRIDE, n, sep, seplen, out);
+    /* the text path (rare: no PCLMULQDQ, a longer separator, a text that is not ASCII):
+     * the top levels' texts as str, then crc_core over them */
+    SideObject *sides[2] = {b, a};
+    Py_ssize_t cnt[2];
+    PyObject **cols[2] = {NULL, NULL};
+    int rc = -1;
+    for (int k = 0; k < 2; k++) {
+        cnt[k] = sides[k]->len < n ? sides[k]->len : (n < 0 ? 0 : n);
+        cols[k] = PyMem_Calloc((size_t)(2 * cnt[k] + 1), sizeof(PyObject *));
+        if (cols[k] == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        Level *l = LV(sides[k]);
+        for (Py_ssize_t i = 0; i < cnt[k]; i++) {
+            if ((cols[k][i] = lv_str(&l[i].px, l[i].pxn)) == NULL ||
+                (cols[k][cnt[k] + i] = lv_str(&l[i].sz, l[i].szn)) == NULL) {
+                goto done;
+            }
+        }
+    }
+    rc = crc_core(cols[0], cols[0] + cnt[0], cnt[0], cols[1], cols[1] + cnt[1], cnt[1], 1, n,
+                  sep, seplen, out);
+done:
+    for (int k = 0; k < 2; k++) {
+        if (cols[k] != NULL) {
+            for (Py_ssize_t i = 0; i < 2 * cnt[k]; i++) {
+                Py_XDECREF(cols[k][i]);
+            }
+            PyMem_Free(cols[k]);
+        }
+    }
+    return rc;
 }
 
 /* fn(book) for a Crc32Checksum fn over sides that passed side_ok: a new int, or NULL
@@ -1674,18 +1849,16 @@ level_frag(Level *l, unsigned char sep)
     if (l->flen) {
         return 0;
     }
-    PyObject *px = l->px, *sz = l->sz;
-    if (!PyUnicode_IS_COMPACT_ASCII(px) || !PyUnicode_IS_COMPACT_ASCII(sz)) {
-        return -1;
-    }
-    Py_ssize_t pn = PyUnicode_GET_LENGTH(px), zn = PyUnicode_GET_LENGTH(sz);
-    if (pn + zn + 2 > CRC_MAXSEG) {
+    Py_ssize_t pn, zn;
+    const char *px = lv_text(&l->px, l->pxn, &pn);
+    const char *sz = px == NULL ? NULL : lv_text(&l->sz, l->szn, &zn);
+    if (sz == NULL || pn + zn + 2 > CRC_MAXSEG) {
         return -1;
     }
     uint32_t c = crc_table[0][sep]; /* R(sep) from 0 */
-    c = crc_run(c, (const unsigned char *)PyUnicode_DATA(px), pn);
+    c = crc_run(c, (const unsigned char *)px, pn);
     c = crc_table[0][(c ^ sep) & 0xFF] ^ (c >> 8);
-    c = crc_run(c, (const unsigned char *)PyUnicode_DATA(sz), zn);
+    c = crc_run(c, (const unsigned char *)sz, zn);
     l->frag = c;
     l->flen = (uint32_t)(pn + zn + 2);
     return 0;
@@ -1889,29 +2062,10 @@ PyDoc_STRVAR(crc32_pairs_doc,
 "the top ``n`` levels of each side interleaved bid/ask, every string joined with ``sep``;\n"
 "where one side is shorter the other continues alone. No Python string is built.");
 
-/* Copy len (<= 16) bytes reading and writing only [0, len): two fixed-size, possibly
- * overlapping copies (cheaper than a call to memcpy or a byte loop for prices and sizes). */
-static inline void
-copy_short(unsigned char *dst, const char *src, Py_ssize_t len)
-{
-    if (len >= 8) {
-        memcpy(dst, src, 8);
-        memcpy(dst + len - 8, src + len - 8, 8);
-    }
-    else if (len >= 4) {
-        memcpy(dst, src, 4);
-        memcpy(dst + len - 4, src + len - 4, 4);
-    }
-    else {
-        for (Py_ssize_t i = 0; i < len; i++) {
-            dst[i] = (unsigned char)src[i];
-        }
-    }
-}
 
 /* CRC32 (unsigned, zlib's) of the top n levels of two sides given as columns of str:
- * prices bp[i * stride], sizes bs[i * stride] (i < nb) and likewise for the asks (lists:
- * stride 1; Side arrays: LEVEL_STRIDE), interleaved bid/ask and joined with sep. 0 with
+ * prices bp[i * stride], sizes bs[i * stride] (i < nb) and likewise for the asks,
+ * interleaved bid/ask and joined with sep. 0 with
  * *out set, -1 with an exception. */
 static int
 crc_core(PyObject *const *bp, PyObject *const *bs, Py_ssize_t nb, PyObject *const *ap,
@@ -2297,7 +2451,7 @@ typedef struct {
     PyObject *(*engine_delta)(PyObject *const *args);
     /* engine_delta with the levels as raw text (raw_level: px, pxn, sz, szn, pointing into
      * a frame kept alive for the call; args[3] and args[4] are not read): the same events,
-     * no string made for a level the book does not keep; None (nothing changed) for
+     * no str made for any level; None (nothing changed) for
      * anything engine_delta would hand back and for a text that is not plain digits with
      * at most one '.', after which the caller decodes the levels and calls engine_delta */
     PyObject *(*engine_delta_raw)(PyObject *const *args, const raw_level *bids, Py_ssize_t nb,
@@ -2555,6 +2709,117 @@ decimal_columns(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nar
             Py_DECREF(out);
             return NULL;
         }
+        PyTuple_SET_ITEM(out, i, pair);
+    }
+    untrack_tuple(out);
+    return out;
+}
+
+/* A level text's exact Decimal, as level_decimal gives it for the text as a str: a plain
+ * ASCII text built here directly (no str made), anything else through the cache. */
+static PyObject *
+lv_decimal(const lvtext *t, uint8_t n, PyObject *cache, PyObject *decimal_type,
+           Py_ssize_t capacity)
+{
+    Py_ssize_t len;
+    const char *text = lv_text(t, n, &len);
+    uint64_t coef;
+    int64_t exp;
+    if (text != NULL && fast_type != NULL && (PyTypeObject *)decimal_type == fast_type &&
+        plain_ascii(text, len, &coef, &exp) == 0) {
+        return new_decimal(coef, exp);
+    }
+    PyObject *u = lv_str(t, n);
+    if (u == NULL) {
+        return NULL;
+    }
+    PyObject *v = level_decimal(cache, u, decimal_type, capacity);
+    Py_DECREF(u);
+    return v;
+}
+
+static PyObject *
+Side_decimals(SideObject *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "decimals() takes 4 arguments");
+        return NULL;
+    }
+    PyObject *cache = args[1], *decimal_type = args[2];
+    if (!PyDict_Check(cache)) {
+        PyErr_SetString(PyExc_TypeError, "decimals(): cache must be a dict");
+        return NULL;
+    }
+    if (s->py != NULL) { /* exact mode: the texts from Python, then as decimal_columns */
+        PyObject *cols = PyObject_VectorcallMethod(S_COLUMNS, (PyObject *[]){s->py, args[0]}, 2,
+                                                   NULL);
+        if (cols == NULL) {
+            return NULL;
+        }
+        if (!PyTuple_Check(cols) || PyTuple_GET_SIZE(cols) != 2) {
+            Py_DECREF(cols);
+            PyErr_SetString(PyExc_TypeError, "decimals(): _Side.columns() gave no pair");
+            return NULL;
+        }
+        PyObject *call[6] = {PyTuple_GET_ITEM(cols, 0), PyTuple_GET_ITEM(cols, 1), Py_None,
+                             cache, decimal_type, args[3]};
+        PyObject *out = decimal_columns(NULL, call, 6);
+        Py_DECREF(cols);
+        return out;
+    }
+    Py_ssize_t capacity = PyNumber_AsSsize_t(args[3], NULL);
+    if (capacity == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (capacity < 0) {
+        capacity = 0;
+    }
+    Py_ssize_t n = s->len;
+    if (args[0] != Py_None) {
+        Py_ssize_t k = PyNumber_AsSsize_t(args[0], NULL);
+        if (k == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (k < 0) { /* as list[:k] */
+            k = n + k < 0 ? 0 : n + k;
+        }
+        if (k < n) {
+            n = k;
+        }
+    }
+    PyObject *out = PyTuple_New(n);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i >= s->len || s->py != NULL) { /* a cache's __missing__ ran code */
+            PyErr_SetString(PyExc_RuntimeError, "book side changed while converting");
+            Py_DECREF(out);
+            return NULL;
+        }
+        Level *l = LV(s) + i;
+        PyObject *p = lv_decimal(&l->px, l->pxn, cache, decimal_type, capacity);
+        if (p == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        l = LV(s) + i; /* (the cache may have run code) */
+        PyObject *z = i < s->len && s->py == NULL
+                          ? lv_decimal(&l->sz, l->szn, cache, decimal_type, capacity)
+                          : NULL;
+        PyObject *pair = z == NULL ? NULL : PyTuple_New(2);
+        if (pair == NULL) {
+            if (z == NULL && !PyErr_Occurred()) {
+                PyErr_SetString(PyExc_RuntimeError, "book side changed while converting");
+            }
+            Py_DECREF(p);
+            Py_XDECREF(z);
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(pair, 0, p);
+        PyTuple_SET_ITEM(pair, 1, z);
+        untrack_tuple(pair);
         PyTuple_SET_ITEM(out, i, pair);
     }
     untrack_tuple(out);

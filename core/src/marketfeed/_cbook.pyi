@@ -36,6 +36,11 @@ class Side:
         """``(key, price, size)`` of the best level, or None."""
     def pairs(self, n: int, sep: str, /) -> list[str]:
         """``price + sep + size`` of the top ``n`` levels."""
+    def decimals(
+        self, n: int | None, cache: dict[str, Decimal], decimal: Any, capacity: int, /
+    ) -> tuple[tuple[Decimal, Decimal], ...]:
+        """The top ``n`` levels as exact Decimals (``decimal_columns`` of ``columns(n)``,
+        without the str lists)."""
     def forget_pairs(self) -> None: ...
 
 def register(book_type: type[Any], side_type: type[Any], apply_side: Any, /) -> bool:
