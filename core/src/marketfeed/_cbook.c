@@ -226,6 +226,23 @@ lv_str(const lvtext *t, uint8_t n)
     return n == LV_OBJ ? Py_NewRef(t->o) : ascii_str(t->c, n);
 }
 
+/* A level text as a new str that the level keeps from now on (its text moves into it):
+ * what Python reads once (columns, head, pairs: a Python checksum function reads the top
+ * levels after every update) is made once per text, as when levels held str objects. */
+static inline PyObject *
+lv_str_kept(lvtext *t, uint8_t *n)
+{
+    if (*n != LV_OBJ) {
+        PyObject *u = ascii_str(t->c, *n);
+        if (u == NULL) {
+            return NULL;
+        }
+        t->o = u;
+        *n = LV_OBJ;
+    }
+    return Py_NewRef(t->o);
+}
+
 /* Set a level text (*t, *n hold none): the str obj (borrowed) if given, else the ASCII
  * text s[:len]; inline when it is short ASCII. 0, or -1 with MemoryError. */
 static inline int
@@ -1151,8 +1168,8 @@ Side_columns(SideObject *s, PyObject *const *args, Py_ssize_t nargs)
     }
     Level *b = LV(s);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *px = lv_str(&b[i].px, b[i].pxn);
-        PyObject *sz = px == NULL ? NULL : lv_str(&b[i].sz, b[i].szn);
+        PyObject *px = lv_str_kept(&b[i].px, &b[i].pxn);
+        PyObject *sz = px == NULL ? NULL : lv_str_kept(&b[i].sz, &b[i].szn);
         if (sz == NULL) {
             Py_XDECREF(px);
             Py_DECREF(pxs);
@@ -1179,8 +1196,8 @@ Side_head(SideObject *s, PyObject *Py_UNUSED(arg))
         Py_RETURN_NONE;
     }
     Level *b = LV(s);
-    PyObject *px = lv_str(&b->px, b->pxn);
-    PyObject *sz = px == NULL ? NULL : lv_str(&b->sz, b->szn);
+    PyObject *px = lv_str_kept(&b->px, &b->pxn);
+    PyObject *sz = px == NULL ? NULL : lv_str_kept(&b->sz, &b->szn);
     if (sz == NULL) {
         Py_XDECREF(px);
         return NULL;
@@ -1222,8 +1239,8 @@ Side_pairs(SideObject *s, PyObject *const *args, Py_ssize_t nargs)
     }
     Level *b = LV(s);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *px = lv_str(&b[i].px, b[i].pxn);
-        PyObject *sz = px == NULL ? NULL : lv_str(&b[i].sz, b[i].szn);
+        PyObject *px = lv_str_kept(&b[i].px, &b[i].pxn);
+        PyObject *sz = px == NULL ? NULL : lv_str_kept(&b[i].sz, &b[i].szn);
         PyObject *a = sz == NULL ? NULL : PyUnicode_Concat(px, args[1]);
         PyObject *p = a == NULL ? NULL : PyUnicode_Concat(a, sz);
         Py_XDECREF(px);
