@@ -476,6 +476,24 @@ ascii_str(const char *s, Py_ssize_t n)
 }
 
 
+/* How many of `len` items list[:n] takes for the int n, or all of them for None: the
+ * count, or -1 with an exception (n not an int). */
+static Py_ssize_t
+slice_count(PyObject *n, Py_ssize_t len)
+{
+    if (n == Py_None) {
+        return len;
+    }
+    Py_ssize_t k = PyNumber_AsSsize_t(n, NULL); /* clamped: 10**30 is PY_SSIZE_T_MAX */
+    if (k == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (k < 0) { /* from the end, as list[:-2] */
+        k = len + k < 0 ? 0 : len + k;
+    }
+    return k < len ? k : len;
+}
+
 /* The texts of level n: raw[n], or (raw NULL) items[n], a list or tuple of at least two
  * exact, compact ASCII str, which are then *pxo and *szo (borrowed; NULL for raw). 0, or -1
  * when the level is not taken here (a raw size that is not plain text, an item of another
@@ -1140,25 +1158,13 @@ Side_columns(SideObject *s, PyObject *const *args, Py_ssize_t nargs)
     if (s->py != NULL) {
         return PyObject_VectorcallMethod(S_COLUMNS, (PyObject *[]){s->py, nargs ? args[0] : Py_None}, 2, NULL);
     }
-    Py_ssize_t n = s->len;
     if (nargs > 1) {
         PyErr_SetString(PyExc_TypeError, "columns() takes at most 1 argument");
         return NULL;
     }
-    if (nargs == 1 && args[0] != Py_None) {
-        Py_ssize_t k = PyNumber_AsSsize_t(args[0], NULL);
-        if (k == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-        if (k < 0) { /* as list[:k] */
-            k += n;
-            if (k < 0) {
-                k = 0;
-            }
-        }
-        if (k < n) {
-            n = k;
-        }
+    Py_ssize_t n = slice_count(nargs ? args[0] : Py_None, s->len);
+    if (n < 0) {
+        return NULL;
     }
     PyObject *pxs = PyList_New(n), *szs = PyList_New(n);
     if (pxs == NULL || szs == NULL) {
@@ -2559,29 +2565,30 @@ untrack_tuple(PyObject *t)
     PyObject_GC_UnTrack(t);
 }
 
+/* An event's level: the tuple (p, z), taken out of the collector when it may be (see
+ * untrack_tuple). Steals both references; NULL if either is NULL (an error set) or on
+ * MemoryError. */
+static PyObject *
+pair_of(PyObject *p, PyObject *z)
+{
+    PyObject *pair = p == NULL || z == NULL ? NULL : PyTuple_New(2);
+    if (pair == NULL) {
+        Py_XDECREF(p);
+        Py_XDECREF(z);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(pair, 0, p);
+    PyTuple_SET_ITEM(pair, 1, z);
+    untrack_tuple(pair);
+    return pair;
+}
+
 static PyObject *
 decimal_pair(PyObject *cache, PyObject *px, PyObject *sz, PyObject *decimal_type,
              Py_ssize_t capacity)
 {
     PyObject *p = level_decimal(cache, px, decimal_type, capacity);
-    if (p == NULL) {
-        return NULL;
-    }
-    PyObject *s = level_decimal(cache, sz, decimal_type, capacity);
-    if (s == NULL) {
-        Py_DECREF(p);
-        return NULL;
-    }
-    PyObject *pair = PyTuple_New(2);
-    if (pair == NULL) {
-        Py_DECREF(p);
-        Py_DECREF(s);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(pair, 0, p);
-    PyTuple_SET_ITEM(pair, 1, s);
-    untrack_tuple(pair);
-    return pair;
+    return pair_of(p, p == NULL ? NULL : level_decimal(cache, sz, decimal_type, capacity));
 }
 
 
@@ -2693,17 +2700,8 @@ decimal_columns(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nar
     if (PyList_GET_SIZE(szs) < count) {
         count = PyList_GET_SIZE(szs);
     }
-    if (args[2] != Py_None) {
-        Py_ssize_t n = PyNumber_AsSsize_t(args[2], NULL);
-        if (n == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-        if (n < 0) { /* a negative n slices from the end, as pxs[:n] */
-            n = count + n < 0 ? 0 : count + n;
-        }
-        if (n < count) {
-            count = n;
-        }
+    if ((count = slice_count(args[2], count)) < 0) {
+        return NULL;
     }
     PyObject *out = PyTuple_New(count);
     if (out == NULL) {
@@ -2791,18 +2789,9 @@ Side_decimals(SideObject *s, PyObject *const *args, Py_ssize_t nargs)
     if (capacity < 0) {
         capacity = 0;
     }
-    Py_ssize_t n = s->len;
-    if (args[0] != Py_None) {
-        Py_ssize_t k = PyNumber_AsSsize_t(args[0], NULL);
-        if (k == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-        if (k < 0) { /* as list[:k] */
-            k = n + k < 0 ? 0 : n + k;
-        }
-        if (k < n) {
-            n = k;
-        }
+    Py_ssize_t n = slice_count(args[0], s->len);
+    if (n < 0) {
+        return NULL;
     }
     PyObject *out = PyTuple_New(n);
     if (out == NULL) {
@@ -2816,27 +2805,19 @@ Side_decimals(SideObject *s, PyObject *const *args, Py_ssize_t nargs)
         }
         Level *l = LV(s) + i;
         PyObject *p = lv_decimal(&l->px, l->pxn, cache, decimal_type, capacity);
-        if (p == NULL) {
-            Py_DECREF(out);
-            return NULL;
-        }
         l = LV(s) + i; /* (the cache may have run code) */
-        PyObject *z = i < s->len && s->py == NULL
-                          ? lv_decimal(&l->sz, l->szn, cache, decimal_type, capacity)
-                          : NULL;
-        PyObject *pair = z == NULL ? NULL : PyTuple_New(2);
+        PyObject *z = NULL;
+        if (p != NULL && (i >= s->len || s->py != NULL)) {
+            PyErr_SetString(PyExc_RuntimeError, "book side changed while converting");
+        }
+        else if (p != NULL) {
+            z = lv_decimal(&l->sz, l->szn, cache, decimal_type, capacity);
+        }
+        PyObject *pair = pair_of(p, z);
         if (pair == NULL) {
-            if (z == NULL && !PyErr_Occurred()) {
-                PyErr_SetString(PyExc_RuntimeError, "book side changed while converting");
-            }
-            Py_DECREF(p);
-            Py_XDECREF(z);
             Py_DECREF(out);
             return NULL;
         }
-        PyTuple_SET_ITEM(pair, 0, p);
-        PyTuple_SET_ITEM(pair, 1, z);
-        untrack_tuple(pair);
         PyTuple_SET_ITEM(out, i, pair);
     }
     untrack_tuple(out);
@@ -2976,23 +2957,19 @@ raw_decimal_levels(const raw_level *lv, Py_ssize_t count)
         return NULL;
     }
     for (Py_ssize_t n = 0; n < count; n++) {
-        uint64_t coef;
-        int64_t exp;
-        PyObject *p = NULL, *z = NULL, *pair = NULL;
-        if (plain_ascii(lv[n].px, lv[n].pxn, &coef, &exp) == 0 &&
-            (p = new_decimal(coef, exp)) != NULL &&
-            plain_ascii(lv[n].sz, lv[n].szn, &coef, &exp) == 0 &&
-            (z = new_decimal(coef, exp)) != NULL && (pair = PyTuple_New(2)) != NULL) {
-            PyTuple_SET_ITEM(pair, 0, p);
-            PyTuple_SET_ITEM(pair, 1, z);
-            PyObject_GC_UnTrack(pair); /* Decimals only (see untrack_tuple) */
-            PyTuple_SET_ITEM(out, n, pair);
-            continue;
+        uint64_t pc, zc;
+        int64_t pe, ze;
+        PyObject *pair = NULL;
+        if (plain_ascii(lv[n].px, lv[n].pxn, &pc, &pe) == 0 &&
+            plain_ascii(lv[n].sz, lv[n].szn, &zc, &ze) == 0) {
+            PyObject *p = new_decimal(pc, pe);
+            pair = pair_of(p, p == NULL ? NULL : new_decimal(zc, ze));
         }
-        Py_XDECREF(p);
-        Py_XDECREF(z);
-        Py_DECREF(out);
-        return NULL; /* not plain (no exception), or an allocation error */
+        if (pair == NULL) {
+            Py_DECREF(out);
+            return NULL; /* not plain (no exception), or an allocation error */
+        }
+        PyTuple_SET_ITEM(out, n, pair);
     }
     PyObject_GC_UnTrack(out); /* untracked pairs only */
     return out;
