@@ -1087,8 +1087,6 @@ fail:
     return NULL;
 }
 
-/* [[px, sz, ...strings], ...] as raw text into self->raw[which] (replacing what it held):
- * the same grammar as levels(), no object made. 1, or 0 (not read; error set or not). */
 /* One level in the compact form OKX sends, ["px","sz","0","4"] without white space or
  * escapes: s[0..1], n[0..1] set to the price and size texts and the cursor moved past the
  * ']', or 0 with the cursor unmoved (the general scan then reads the level). Reads stop
@@ -1129,6 +1127,8 @@ level_compact(Cur *c, const char **s, Py_ssize_t *n)
     return 1;
 }
 
+/* [[px, sz, ...strings], ...] as raw text into self->raw[which] (replacing what it held):
+ * the same grammar as levels(), no object made. 1, or 0 (not read; error set or not). */
 static int
 levels_raw(Fast *self, Cur *c, int which)
 {
