@@ -145,8 +145,8 @@ parse_price(PyObject *px, double *out)
  * the bid side) and the price and size texts as the venue sent them (in the level itself,
  * see lvtext). The array has room at both ends, so an insert or a delete moves the
  * shorter part: levels near the best price (where most updates land) and near the worst
- * (where a fixed-depth channel drops them) move few others. No dict and no float objects: a price is found by its key (one
- * bisection) and its text.
+ * (where a fixed-depth channel drops them) move few others. No dict and no float
+ * objects: a price is found by its key (one bisection) and its text.
  *
  * Anything rare goes to the pure-Python ``_Side`` as it is, so results and errors are
  * Python's by construction: the levels are copied into a ``_Side`` (``py``), Python
@@ -530,9 +530,9 @@ level_text(const raw_level *raw, PyObject **items, Py_ssize_t n, const char **p,
 
 /* One delta level on a side in array mode: price text p[:pn] whose key is f (negated on
  * the bid side), a zero size or not, and the texts to keep: the str pxo and szo
- * (borrowed), or where NULL the ASCII texts p[:pn] and z[:zn] (see lv_set). Returns 1 applied
- * (*at: the level's index, -1 when nothing changed), 0 not decided here (two prices on one
- * double: Python's exact mode; nothing changed), -1 error. */
+ * (borrowed), or where NULL the ASCII texts p[:pn] and z[:zn] (see lv_set). Returns 1
+ * applied (*at: the level's index, -1 when nothing changed), 0 not decided here (two
+ * prices on one double: Python's exact mode; nothing changed), -1 error. */
 static inline int
 side_put(SideObject *s, double f, int zero, const char *p, Py_ssize_t pn, PyObject *pxo,
          const char *z, Py_ssize_t zn, PyObject *szo, Py_ssize_t *at)
@@ -896,7 +896,8 @@ PyDoc_STRVAR(Side_load_doc,
 
 /* Levels as raw text in a frame, for a snapshot: a read-only sequence of (price, size) str
  * tuples (made on access) that keeps the frame alive, so it is safe wherever it goes, and
- * that Side.load reads straight from the text (no str and no tuple per level). Venue plugins' C parsers make them through the capsule (raw_levels). */
+ * that Side.load reads straight from the text (no str and no tuple per level). Venue
+ * plugins' C parsers make them through the capsule (raw_levels). */
 typedef struct {
     PyObject_HEAD
     PyObject *owner; /* the object whose buffer the texts point into (the frame) */
