@@ -189,11 +189,15 @@ def decimals_c(side: Any, n: int | None) -> tuple[Any, ...]:
     return outcome(side.decimals, n, cache, Decimal, cache.capacity)
 
 
-def decimals_py(side: Any, n: int | None) -> tuple[Any, ...]:
-    """``L2Book``'s pure-Python conversion of a side's top ``n`` levels."""
+def decimals_py(side: Any, n: int | None, side_method: bool = False) -> tuple[Any, ...]:
+    """``L2Book``'s pure-Python conversion of a side's top ``n`` levels (or the side's own
+    ``decimals`` with the speedups off)."""
     saved = _book._c
     _book._c = None
     try:
+        if side_method:
+            cache = _book._DecimalCache(1000)
+            return outcome(side.decimals, n, cache, Decimal, cache.capacity)
         return outcome(L2Book._side_top, side, n)
     finally:
         _book._c = saved
@@ -216,7 +220,10 @@ def apply_both(
         if tops is not None:
             assert c_side.pairs(watch, tops) == py_side.pairs(watch, tops)
         assert c_side.head() == py_side.head()
-        assert repr(decimals_c(c_side, watch)) == repr(decimals_py(py_side, watch))
+        want_decimals = repr(decimals_py(py_side, watch))
+        assert repr(decimals_c(c_side, watch)) == want_decimals
+        assert repr(decimals_c(py_side, watch)) == want_decimals  # _Side.decimals, C columns
+        assert repr(decimals_py(py_side, watch, side_method=True)) == want_decimals
         if got[0] == "raise":
             break  # the book is invalid now: only a snapshot continues
         # rare cases ran in Python; only exact mode keeps the levels there

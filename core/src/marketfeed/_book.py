@@ -352,6 +352,25 @@ class _Side:
         """Drop the kept pair strings (the watched depth grew)."""
         self.tops = None
 
+    def decimals(
+        self, n: int | None, cache: _DecimalCache, decimal: type[Decimal], capacity: int
+    ) -> tuple[BookLevel, ...]:
+        """The top ``n`` levels (all when ``None``) as exact ``(price, size)`` decimals,
+        best first, through ``cache`` (C ``decimal_columns`` with the speedups).
+
+        Raises:
+            decimal.InvalidOperation: a stored size is not a number (see ``L2Book``).
+        """
+        pxs, szs = self.columns(n)
+        c = _c
+        if c is not None:
+            return cast(
+                "tuple[BookLevel, ...]",
+                c.decimal_columns(pxs, szs, None, cache, decimal, capacity),
+            )
+        get = cache.__getitem__
+        return tuple(zip(map(get, pxs), map(get, szs), strict=True))
+
     def make_exact(self) -> None:
         """Switch to Decimal keys (after a float collision)."""
         self.exact = True
@@ -1081,18 +1100,9 @@ class L2Book:
 
     @staticmethod
     def _side_top(side: _Side, n: int | None) -> tuple[BookLevel, ...]:
-        c = _c
-        if c is not None and side.__class__ is not _Side:  # the C side reads its own texts
-            return cast(
-                "tuple[BookLevel, ...]",
-                cast("Any", side).decimals(n, _DECIMALS, Decimal, _DECIMALS.capacity),
-            )
-        pxs, szs = side.columns(n)
-        if c is not None:
-            return cast(
-                "tuple[BookLevel, ...]",
-                c.decimal_columns(pxs, szs, None, _DECIMALS, Decimal, _DECIMALS.capacity),
-            )
+        if _c is not None:  # either side class (the C one reads its texts in place)
+            return side.decimals(n, _DECIMALS, Decimal, _DECIMALS.capacity)
+        pxs, szs = side.columns(n)  # pure Python, whichever class the side is
         return tuple(zip(map(_decimal, pxs), map(_decimal, szs), strict=True))
 
     @property

@@ -1264,9 +1264,9 @@ Side_pairs(SideObject *s, PyObject *const *args, Py_ssize_t nargs)
 
 PyDoc_STRVAR(Side_decimals_doc,
 "decimals(n, cache, decimal, capacity, /) -> tuple[tuple[Decimal, Decimal], ...]\n\n"
-"The top ``n`` levels (all when ``None``) as exact ``(price, size)`` Decimals, best first:\n"
-"``decimal_columns(*columns(n), None, cache, decimal, capacity)`` without the str lists\n"
-"(a plain text is read in place).");
+"The top ``n`` levels (all when ``None``) as exact ``(price, size)`` Decimals, best first,\n"
+"as ``_Side.decimals``: ``decimal_columns(*columns(n), None, cache, decimal, capacity)``\n"
+"without the str lists (a plain text is read in place).");
 
 static PyObject *Side_decimals(SideObject *s, PyObject *const *args, Py_ssize_t nargs);
 

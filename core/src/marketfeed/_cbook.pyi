@@ -39,8 +39,8 @@ class Side:
     def decimals(
         self, n: int | None, cache: dict[str, Decimal], decimal: Any, capacity: int, /
     ) -> tuple[tuple[Decimal, Decimal], ...]:
-        """The top ``n`` levels as exact Decimals (``decimal_columns`` of ``columns(n)``,
-        without the str lists)."""
+        """The top ``n`` levels as exact Decimals (``_Side.decimals``: ``decimal_columns``
+        of ``columns(n)``, here without the str lists)."""
     def forget_pairs(self) -> None: ...
 
 def register(book_type: type[Any], side_type: type[Any], apply_side: Any, /) -> bool:
