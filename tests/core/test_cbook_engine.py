@@ -323,3 +323,46 @@ def test_raw_levels_hand_back_before_changing_anything() -> None:
     assert book is not None and book.raw_top(2)[0] == [("100.5", "+3"), ("100.45", "2")]
     with pytest.raises(TypeError):
         cbook.engine_delta_bytes(engine, "BTC-USDT", "BTC-USDT", [("1", "1")], [], *args)
+
+
+@pytest.mark.parametrize("emit", ["delta", "top", "both"])
+def test_raw_levels_read_once_apply_as_texts_do(emit: str) -> None:
+    """With ``emit`` ``delta``/``both`` the raw path reads each level's texts once, for the
+    ``BookDelta``'s ``Decimal``s, and applies the price and zero flag found then; a price
+    whose mantissa is past 2**53 (no exact one-division parse) is parsed again by the side.
+    Inserts, replaces, deletes (``0`` and ``0.000``), both price kinds and a side sent to
+    exact mode (Python's from then on) give the events, book and stats the str path
+    gives."""
+    steps = [
+        ([("100.45", "2"), ("100.3", "0.000")], [("101.5", "7")]),
+        ([("0.9007199254740993", "1.5")], [("101.5", "0")]),  # a mantissa past 2**53
+        ([("100.4500000000000001", "3")], []),  # past 2**53 and on 100.45's double
+        ([("100.45", "0")], [("101.0000000000000001", "4"), ("102", "1")]),
+    ]
+
+    def run(raw: bool) -> str:
+        engine = engine_with_book(emit=emit)
+        out: list[Any] = []
+        for i, (bids, asks) in enumerate(steps):
+            t = T0 + dt.timedelta(seconds=i)
+            args = (t, t, None, None, None)
+            if raw:
+                enc = [[(p.encode(), s.encode()) for p, s in side] for side in (bids, asks)]
+                events = cbook.engine_delta_bytes(engine, "BTC-USDT", "BTC-USDT", *enc, *args)
+                if events is None:  # the bid side went to exact mode: Python's, as ever
+                    assert i >= 2 and engine.book("BTC-USDT")._bids.exact  # type: ignore[union-attr]
+                    events = engine.delta(
+                        "BTC-USDT", "BTC-USDT", bids, asks, event_time=t, receive_time=t
+                    )
+            else:
+                events = engine.delta(
+                    "BTC-USDT", "BTC-USDT", bids, asks, event_time=t, receive_time=t
+                )
+            out.append(events)
+        book = engine.book("BTC-USDT")
+        assert book is not None
+        return repr((out, engine.stats(), book.raw_top(10)))
+
+    got, want = run(True), run(False)
+    assert got == want
+    assert "0.9007199254740993" in want and "100.4500000000000001" in want

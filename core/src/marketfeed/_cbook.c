@@ -448,6 +448,15 @@ typedef struct {
     Py_ssize_t szn;
 } raw_level;
 
+/* What raw_decimal_levels learnt of a raw level while building its Decimals, so that
+ * applying it does not read its texts again: the price as parse_price_ascii gives it (f;
+ * NaN: not known, parse the text) and whether the size is zero. */
+typedef struct {
+    double f;
+    int zero;
+} raw_parsed;
+#define RAW_PARSED_MAX 256 /* levels of one update kept so (more: the texts are parsed) */
+
 /* Whether s[:n] is digits with at most one '.' and at least one digit. */
 static inline int
 plain_text(const char *s, Py_ssize_t n)
@@ -601,12 +610,13 @@ side_put(SideObject *s, double f, int zero, const char *p, Py_ssize_t pn, PyObje
 /* Apply delta levels (a list or tuple) to a side in array mode. Returns 0: all applied;
  * 1: levels before *n_out applied, the rest is Python's (nothing of level *n_out changed);
  * -1: error. With raw (not NULL) the levels are raw[:count] and `levels` is not read:
- * no str is made (the side copies the texts it keeps). *dirty: whether an operation landed in
+ * no str is made (the side copies the texts it keeps); with pre too, pre[:count] says what
+ * raw_decimal_levels read of them. *dirty: whether an operation landed in
  * the top `watch` levels. Levels that are not plain text (list/tuple of two compact ASCII
  * str; digits with at most one '.') are handed back. */
 static int
-side_apply(SideObject *s, PyObject *levels, const raw_level *raw, Py_ssize_t count,
-           Py_ssize_t watch, Py_ssize_t *n_out, int *dirty_out)
+side_apply(SideObject *s, PyObject *levels, const raw_level *raw, const raw_parsed *pre,
+           Py_ssize_t count, Py_ssize_t watch, Py_ssize_t *n_out, int *dirty_out)
 {
     int dirty = 0, rc = 1;
     Py_ssize_t n = 0;
@@ -617,8 +627,17 @@ side_apply(SideObject *s, PyObject *levels, const raw_level *raw, Py_ssize_t cou
         PyObject *px, *sz;
         int zero;
         double f;
-        if (level_text(raw, items, n, &p, &pn, &px, &z, &zn, &sz) < 0 ||
-            (zero = size_zero_ascii(z, zn)) < 0 || parse_price_ascii(p, pn, &f) < 0) {
+        if (pre != NULL && !isnan(pre[n].f)) { /* plain texts, parsed already */
+            p = raw[n].px;
+            pn = raw[n].pxn;
+            z = raw[n].sz;
+            zn = raw[n].szn;
+            px = sz = NULL;
+            f = pre[n].f;
+            zero = pre[n].zero;
+        }
+        else if (level_text(raw, items, n, &p, &pn, &px, &z, &zn, &sz) < 0 ||
+                 (zero = size_zero_ascii(z, zn)) < 0 || parse_price_ascii(p, pn, &f) < 0) {
             break;
         }
         Py_ssize_t at;
@@ -1135,7 +1154,8 @@ Side_apply(SideObject *s, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_ssize_t n;
     int dirty;
-    int rc = side_apply(s, levels, NULL, PySequence_Fast_GET_SIZE(levels), watch, &n, &dirty);
+    int rc = side_apply(s, levels, NULL, NULL, PySequence_Fast_GET_SIZE(levels), watch, &n,
+                        &dirty);
     if (rc < 0) {
         return NULL;
     }
@@ -1582,10 +1602,12 @@ PyDoc_STRVAR(apply_delta_doc,
 "crossed book, a checksum mismatch or a checksum function that raised) are Python's.");
 
 /* apply_delta's work on its 8 arguments; with raw (not NULL) the levels are raw_b[:nb]
- * and raw_a[:na] instead of args[1] and args[2] (which are then ignored). */
+ * and raw_a[:na] instead of args[1] and args[2] (which are then ignored), and pre_b,
+ * pre_a (or NULL) what raw_decimal_levels read of them. */
 static PyObject *
-apply_delta_impl(PyObject *const *args, const raw_level *raw_b, Py_ssize_t nb,
-                 const raw_level *raw_a, Py_ssize_t na, int raw)
+apply_delta_impl(PyObject *const *args, const raw_level *raw_b, const raw_parsed *pre_b,
+                 Py_ssize_t nb, const raw_level *raw_a, const raw_parsed *pre_a, Py_ssize_t na,
+                 int raw)
 {
     PyObject *book = args[0], *bids = args[1], *asks = args[2], *sequence = args[3];
     PyObject *prev_sequence = args[4], *checksum = args[5], *time = args[6];
@@ -1654,7 +1676,8 @@ apply_delta_impl(PyObject *const *args, const raw_level *raw_b, Py_ssize_t nb,
     int dirty = 0, d = 0;
     Py_ssize_t n = 0;
     if (nb) {
-        int rc = side_apply((SideObject *)b, bids, raw ? raw_b : NULL, nb, watch, &n, &d);
+        int rc = side_apply((SideObject *)b, bids, raw ? raw_b : NULL, raw ? pre_b : NULL, nb,
+                            watch, &n, &d);
         if (rc < 0) {
             return NULL;
         }
@@ -1665,7 +1688,8 @@ apply_delta_impl(PyObject *const *args, const raw_level *raw_b, Py_ssize_t nb,
         dirty = d;
     }
     if (na) {
-        int rc = side_apply((SideObject *)a, asks, raw ? raw_a : NULL, na, watch, &n, &d);
+        int rc = side_apply((SideObject *)a, asks, raw ? raw_a : NULL, raw ? pre_a : NULL, na,
+                            watch, &n, &d);
         if (rc < 0) {
             return NULL;
         }
@@ -1759,7 +1783,7 @@ apply_delta(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "apply_delta() takes 8 arguments");
         return NULL;
     }
-    return apply_delta_impl(args, NULL, 0, NULL, 0, 0);
+    return apply_delta_impl(args, NULL, NULL, 0, NULL, NULL, 0, 0);
 }
 
 /* ------------------------------------------------------------------ CRC32 */
@@ -2944,11 +2968,12 @@ engine_fail(PyObject *engine, PyObject *slot, PyObject *receive_time)
     return out;
 }
 
-/* BookDelta levels of raw texts: a tuple of (Decimal, Decimal), each built here. NULL
- * with no exception set when a text is not plain (or Decimals are not built here), NULL
- * with one on an error. */
+/* BookDelta levels of raw texts: a tuple of (Decimal, Decimal), each built here, and
+ * (pre not NULL) in pre[:count] the prices and zero sizes for side_apply. NULL with no
+ * exception set when a text is not plain (or Decimals are not built here), NULL with one
+ * on an error. */
 static PyObject *
-raw_decimal_levels(const raw_level *lv, Py_ssize_t count)
+raw_decimal_levels(const raw_level *lv, Py_ssize_t count, raw_parsed *pre)
 {
     if (fast_type == NULL || dec_type != (PyObject *)fast_type) {
         return NULL;
@@ -2965,6 +2990,11 @@ raw_decimal_levels(const raw_level *lv, Py_ssize_t count)
             plain_ascii(lv[n].sz, lv[n].szn, &zc, &ze) == 0) {
             PyObject *p = new_decimal(pc, pe);
             pair = pair_of(p, p == NULL ? NULL : new_decimal(zc, ze));
+            if (pre != NULL) {
+                /* parse_price_ascii's exact fast path (Clinger), else NaN: it parses */
+                pre[n].f = pc < ((uint64_t)1 << 53) && -pe <= 22 ? (double)pc / POW10[-pe] : NAN;
+                pre[n].zero = zc == 0;
+            }
         }
         if (pair == NULL) {
             Py_DECREF(out);
@@ -3030,10 +3060,15 @@ engine_delta_core(PyObject *const *a, const raw_level *raw_b, Py_ssize_t nb,
         }
     }
     PyObject *result = NULL, *bl = NULL, *al = NULL, *r = NULL;
+    raw_parsed pre[RAW_PARSED_MAX], *pre_b = NULL, *pre_a = NULL;
     if (raw && emit_delta == Py_True && (nb || na)) {
+        if (nb + na <= RAW_PARSED_MAX) {
+            pre_b = pre;
+            pre_a = pre + nb;
+        }
         /* the event's Decimals first: a text that is not plain hands back unchanged */
-        if ((bl = raw_decimal_levels(raw_b, nb)) == NULL ||
-            (al = raw_decimal_levels(raw_a, na)) == NULL) {
+        if ((bl = raw_decimal_levels(raw_b, nb, pre_b)) == NULL ||
+            (al = raw_decimal_levels(raw_a, na, pre_a)) == NULL) {
             Py_XDECREF(bl);
             if (PyErr_Occurred()) {
                 return NULL;
@@ -3045,7 +3080,7 @@ engine_delta_core(PyObject *const *a, const raw_level *raw_b, Py_ssize_t nb,
     Py_INCREF(book);
     PyObject *args8[8] = {book, bids, asks, sequence, prev_sequence, checksum, receive_time,
                           event_time};
-    r = apply_delta_impl(args8, raw_b, nb, raw_a, na, raw);
+    r = apply_delta_impl(args8, raw_b, pre_b, nb, raw_a, pre_a, na, raw);
     if (r == NULL) {
         goto failed;
     }
