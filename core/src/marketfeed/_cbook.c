@@ -3006,6 +3006,18 @@ raw_decimal_levels(const raw_level *lv, Py_ssize_t count, raw_parsed *pre)
     return out;
 }
 
+/* BookDelta levels of one side's str levels (n of them): their Decimals through the
+ * engine's cache (decimal_levels), or the empty tuple. New reference, or NULL. */
+static PyObject *
+str_decimal_levels(PyObject *levels, Py_ssize_t n)
+{
+    if (n == 0) {
+        return Py_NewRef(EMPTY_TUPLE);
+    }
+    PyObject *dargs[4] = {levels, dec_cache, dec_type, dec_capacity};
+    return decimal_levels(NULL, dargs, 4);
+}
+
 /* The work of engine_delta: a[0..9] = engine, native_symbol, symbol, bids, asks,
  * event_time, receive_time, sequence, prev_sequence, checksum. A new list of events; None
  * (a new reference) when Python must do it all (nothing was changed); NULL on error.
@@ -3121,29 +3133,10 @@ engine_delta_core(PyObject *const *a, const raw_level *raw_b, Py_ssize_t nb,
         goto done;
     }
     if ((nb || na) && emit_delta == Py_True) { /* (a keep-alive makes no BookDelta) */
-        if (raw) {
-            /* built above */
-        }
-        else if (nb) {
-            PyObject *dargs[4] = {bids, dec_cache, dec_type, dec_capacity};
-            if ((bl = decimal_levels(NULL, dargs, 4)) == NULL) {
-                goto failed;
-            }
-        }
-        else {
-            bl = Py_NewRef(EMPTY_TUPLE);
-        }
-        if (raw) {
-            /* built above */
-        }
-        else if (na) {
-            PyObject *dargs[4] = {asks, dec_cache, dec_type, dec_capacity};
-            if ((al = decimal_levels(NULL, dargs, 4)) == NULL) {
-                goto failed;
-            }
-        }
-        else {
-            al = Py_NewRef(EMPTY_TUPLE);
+        /* raw levels' Decimals were built above */
+        if (!raw && ((bl = str_decimal_levels(bids, nb)) == NULL ||
+                     (al = str_decimal_levels(asks, na)) == NULL)) {
+            goto failed;
         }
         PyObject *vals[DELTA_NKW] = {venue, SLOT(book, book_off[B_SYMBOL]), native, event_time,
                                      receive_time, bl, al, sequence, prev_sequence, checksum, r};
